@@ -1,0 +1,73 @@
+/** One error type for the whole product; the CLI and the API map it to their surfaces in one place. */
+
+export interface Problem {
+  /** RFC 6901 JSON pointer into the input ("" for the whole document). */
+  path: string;
+  message: string;
+}
+
+export type ErrorCode =
+  | 'invalid_input'
+  | 'not_found'
+  | 'conflict'
+  | 'unavailable'
+  | 'apply_failed'
+  | 'system'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'internal';
+
+const exitCodes: Record<ErrorCode, number> = {
+  invalid_input: 2,
+  not_found: 2,
+  conflict: 1,
+  unavailable: 1,
+  apply_failed: 1,
+  system: 1,
+  unauthorized: 1,
+  forbidden: 1,
+  internal: 1,
+};
+
+export class RampartError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Problem[];
+
+  constructor(code: ErrorCode, message: string, details: Problem[] = []) {
+    super(message);
+    this.name = 'RampartError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get exitCode(): number {
+    return exitCodes[this.code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: Problem[] } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+
+  static from(err: unknown): RampartError {
+    if (err instanceof RampartError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    return new RampartError('internal', message);
+  }
+
+  static invalid(details: Problem[], message = 'invalid input'): RampartError {
+    return new RampartError('invalid_input', message, details);
+  }
+}
+
+/** Escape one reference token of a JSON pointer (RFC 6901). */
+export function pointerToken(token: string | number): string {
+  return String(token).replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function pointer(path: ReadonlyArray<string | number | symbol>): string {
+  return path.map((p) => '/' + pointerToken(typeof p === 'symbol' ? String(p.description) : p)).join('');
+}
+
+export function formatProblems(problems: Problem[]): string {
+  return problems.map((p) => `${p.path || '/'}: ${p.message}`).join('\n');
+}

@@ -1,0 +1,477 @@
+/**
+ * The firewall compiler: a validated configuration → one nft script that replaces `table inet rampart` in a single
+ * transaction. Pure and deterministic (same config, same bytes). Every emitted line is mapped back to the JSON
+ * pointer of the config node it came from, so nft's errors and counters map back to the document.
+ *
+ * Shape of the table:
+ *  - named counters `r_<rule id>`, `pf_<id>`, `sn_<id>`, `bl_<list>` (read cheaply with `nft list counters`);
+ *  - address objects and blocklists as named sets (single addresses in hash sets, prefixes in interval sets);
+ *  - base chains input / forward / output: blocklists, then ct state (established/related accepted, invalid
+ *    dropped), then zone dispatch through verdict maps on interface names into per-zone(-pair) chains that hold
+ *    only the rules that can apply there, in config order (first match wins, then the chain policy);
+ *  - dstnat / srcnat chains for port forwards, SNAT and masquerade.
+ */
+import { createHash } from 'node:crypto';
+import type { Config, Rule } from '../core/schema.ts';
+import { pointer } from '../core/errors.ts';
+import { parseAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
+import {
+  addressFamilies,
+  parsePort,
+  resolveAddresses,
+  resolveServices,
+  serviceFamilies,
+  type PortRange,
+  type ResolvedAddresses,
+  type ServiceMatch,
+} from '../core/validate.ts';
+
+export const TABLE = 'rampart';
+const ELEMENTS_PER_LINE = 500;
+/** ICMPv6 that IPv6 cannot work without (neighbour discovery, router discovery, MLD). */
+const ICMPV6_ESSENTIAL =
+  'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld2-listener-report';
+
+export interface CounterRef {
+  kind: 'rule' | 'portForward' | 'snat' | 'blocklist' | 'antiLockout';
+  id: string;
+  path: string;
+}
+
+export interface CompiledRuleset {
+  script: string;
+  /** JSON pointer of the config node behind each line (index 0 = line 1); '' where none. */
+  lineMap: string[];
+  /** Named counter → what it counts. */
+  counters: Record<string, CounterRef>;
+  /** sha256 of the script body, also written as the table's comment, to recognise the ruleset in the kernel. */
+  fingerprint: string;
+}
+
+class Emitter {
+  readonly lines: string[] = [];
+  readonly map: string[] = [];
+  emit(line: string, path = ''): void {
+    this.lines.push(line);
+    this.map.push(path);
+  }
+}
+
+type Chain = 'input' | 'forward';
+
+interface Ctx {
+  config: Config;
+  objects: Record<string, readonly string[]>;
+  /** zone → devices, in config order; only zones that have interfaces. */
+  zoneDevices: Map<string, string[]>;
+  /** Which address-object sets exist, per family. */
+  objectSets: Set<string>;
+}
+
+const q = (s: string) => `"${s}"`;
+
+/** Compile a validated configuration. The caller must have validated it (validateConfig / parseConfig). */
+export function compileRuleset(config: Config): CompiledRuleset {
+  const objects = config.objects.addresses;
+  const zoneDevices = new Map<string, string[]>();
+  for (const itf of config.interfaces) {
+    if (!itf.zone) continue;
+    const list = zoneDevices.get(itf.zone) ?? [];
+    list.push(itf.device);
+    zoneDevices.set(itf.zone, list);
+  }
+  const ctx: Ctx = { config, objects, zoneDevices, objectSets: new Set() };
+  const body = new Emitter();
+  const counters: Record<string, CounterRef> = {};
+
+  // Named counters.
+  const counter = (name: string, ref: CounterRef) => {
+    counters[name] = ref;
+    body.emit(`\tcounter ${name} { }`, ref.path);
+  };
+  for (const chain of ['input', 'forward'] as const) {
+    config.firewall[chain].forEach((r, i) => counter(`r_${r.id}`, { kind: 'rule', id: r.id, path: pointer(['firewall', chain, i]) }));
+  }
+  config.firewall.nat.portForwards.forEach((f, i) => counter(`pf_${f.id}`, { kind: 'portForward', id: f.id, path: pointer(['firewall', 'nat', 'portForwards', i]) }));
+  config.firewall.nat.snat.forEach((s, i) => counter(`sn_${s.id}`, { kind: 'snat', id: s.id, path: pointer(['firewall', 'nat', 'snat', i]) }));
+  config.firewall.blocklists.forEach((b, i) => counter(`bl_${b.name}`, { kind: 'blocklist', id: b.name, path: pointer(['firewall', 'blocklists', i]) }));
+  const antiLockout = antiLockoutSpec(config);
+  if (antiLockout) counter('anti_lockout', { kind: 'antiLockout', id: 'anti-lockout', path: '/firewall/antiLockout' });
+
+  // Address objects.
+  for (const name of Object.keys(objects).sort()) {
+    const path = pointer(['objects', 'addresses', name]);
+    const resolved = resolveAddresses(objects[name], {}) ?? { v4: [], v6: [] };
+    for (const fam of [4, 6] as const) {
+      const list = aggregate(fam === 4 ? resolved.v4 : resolved.v6);
+      if (!list.length) continue;
+      ctx.objectSets.add(`a_${name}_${fam}`);
+      emitSet(body, `a_${name}_${fam}`, fam, true, list.map((p) => p.text), path);
+    }
+  }
+
+  // Blocklists: single addresses in hash sets, prefixes in interval sets.
+  const blocklistSets: { set: string; fam: Family; counter: string; path: string }[] = [];
+  config.firewall.blocklists.forEach((b, i) => {
+    const path = pointer(['firewall', 'blocklists', i]);
+    const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
+    for (const e of b.entries) {
+      const p = parsePrefix(e);
+      if (!p) continue;
+      const host = p.length === (p.family === 4 ? 32 : 128);
+      split[`${p.family}${host ? 'h' : 'n'}`].push(p);
+    }
+    for (const key of ['4h', '4n', '6h', '6n']) {
+      const fam = Number(key[0]) as Family;
+      const interval = key[1] === 'n';
+      const list = interval ? aggregate(split[key]) : dedupe(split[key]);
+      if (!list.length) continue;
+      const set = `bl_${b.name}_${key}`;
+      emitSet(body, set, fam, interval, list.map((p) => p.text), path);
+      blocklistSets.push({ set, fam, counter: `bl_${b.name}`, path });
+    }
+  });
+
+  // Blocklist chain, shared by input, forward and output.
+  if (blocklistSets.length) {
+    body.emit('\tchain blocklists {');
+    for (const s of blocklistSets) {
+      const ip = s.fam === 4 ? 'ip' : 'ip6';
+      body.emit(`\t\t${ip} saddr @${s.set} counter name ${q(s.counter)} drop`, s.path);
+      body.emit(`\t\t${ip} daddr @${s.set} counter name ${q(s.counter)} drop`, s.path);
+    }
+    body.emit('\t}');
+  }
+
+  // Per-zone rule chains.
+  const zones = [...zoneDevices.keys()];
+  const inputChains = new Map<string, string>();
+  for (const z of [...zones, null]) {
+    const rules = rulesFor(ctx, 'input', z, undefined);
+    if (!rules.length) continue;
+    const name = `in_${z ?? 'other'}`;
+    emitRuleChain(ctx, body, name, 'input', rules);
+    inputChains.set(z ?? '', name);
+  }
+  const forwardDispatch = new Map<string, { pairs: [string, string][]; rest?: string }>();
+  for (const from of [...zones, null]) {
+    const pairs: [string, string][] = [];
+    for (const to of zones) {
+      const rules = rulesFor(ctx, 'forward', from, to);
+      if (!rules.length) continue;
+      const name = `fwd_${from ?? 'other'}_${to}`;
+      emitRuleChain(ctx, body, name, 'forward', rules);
+      pairs.push([to, name]);
+    }
+    const restRules = rulesFor(ctx, 'forward', from, null);
+    let rest: string | undefined;
+    if (restRules.length) {
+      rest = `fwd_${from ?? 'other'}_other`;
+      emitRuleChain(ctx, body, rest, 'forward', restRules);
+    }
+    if (!pairs.length && !rest) continue;
+    const dispatch = `fwd_from_${from ?? 'other'}`;
+    body.emit(`\tchain ${dispatch} {`);
+    const elems = pairs.flatMap(([to, chain]) => zoneDevices.get(to)!.map((d) => `${q(d)} : goto ${chain}`));
+    if (elems.length) body.emit(`\t\toifname vmap { ${elems.join(', ')} }`);
+    if (rest) body.emit(`\t\tgoto ${rest}`);
+    body.emit('\t}');
+    forwardDispatch.set(from ?? '', { pairs, rest: dispatch });
+  }
+
+  const policy = config.firewall.policy;
+  const ctState = '\t\tct state vmap { established : accept, related : accept, invalid : drop }';
+
+  // input
+  body.emit('\tchain input {');
+  body.emit(`\t\ttype filter hook input priority filter; policy ${policy.input};`, '/firewall/policy/input');
+  body.emit('\t\tiifname "lo" accept');
+  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
+  body.emit(ctState);
+  body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
+  if (antiLockout) {
+    body.emit(
+      `\t\tiifname { ${antiLockout.devices.map(q).join(', ')} } tcp dport ${portSet(antiLockout.ports)} counter name "anti_lockout" accept comment "anti-lockout"`,
+      '/firewall/antiLockout',
+    );
+  }
+  const inElems = zones.filter((z) => inputChains.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto ${inputChains.get(z)}`));
+  if (inElems.length) body.emit(`\t\tiifname vmap { ${inElems.join(', ')} }`);
+  if (inputChains.has('')) body.emit(`\t\tgoto ${inputChains.get('')}`);
+  body.emit('\t}');
+
+  // forward
+  body.emit('\tchain forward {');
+  body.emit(`\t\ttype filter hook forward priority filter; policy ${policy.forward};`, '/firewall/policy/forward');
+  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
+  body.emit(ctState);
+  config.firewall.nat.portForwards.forEach((f, i) => {
+    if (!f.enabled) return;
+    const devs = zoneDevices.get(f.zone);
+    const to = parseAddress(f.to);
+    if (!devs || !to) return;
+    const ip = to.family === 4 ? 'ip' : 'ip6';
+    const port = parsePort(f.port) as PortRange;
+    const tp = f.toPort === undefined ? port : (parsePort(f.toPort) as PortRange);
+    body.emit(
+      `\t\tct status dnat iifname { ${devs.map(q).join(', ')} } ${ip} daddr ${to.text} ${f.proto} dport ${portSet([tp])} counter accept comment "pf:${f.id}"`,
+      pointer(['firewall', 'nat', 'portForwards', i]),
+    );
+  });
+  const fwdElems = zones.filter((z) => forwardDispatch.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto fwd_from_${z}`));
+  if (fwdElems.length) body.emit(`\t\tiifname vmap { ${fwdElems.join(', ')} }`);
+  if (forwardDispatch.has('')) body.emit('\t\tgoto fwd_from_other');
+  body.emit('\t}');
+
+  // output
+  body.emit('\tchain output {');
+  body.emit(`\t\ttype filter hook output priority filter; policy ${policy.output};`, '/firewall/policy/output');
+  body.emit('\t\toifname "lo" accept');
+  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
+  if (policy.output === 'drop') {
+    body.emit('\t\tct state { established, related } accept');
+    body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
+  }
+  body.emit('\t}');
+
+  // NAT
+  const pfs = config.firewall.nat.portForwards;
+  if (pfs.some((f) => f.enabled)) {
+    body.emit('\tchain dstnat {');
+    body.emit('\t\ttype nat hook prerouting priority dstnat; policy accept;');
+    pfs.forEach((f, i) => {
+      if (!f.enabled) return;
+      const path = pointer(['firewall', 'nat', 'portForwards', i]);
+      const devs = zoneDevices.get(f.zone);
+      const to = parseAddress(f.to);
+      if (!devs || !to) return;
+      const port = parsePort(f.port) as PortRange;
+      const tp = f.toPort === undefined ? undefined : (parsePort(f.toPort) as PortRange);
+      const src = resolveAddresses(f.source, objects);
+      const srcMatch = src ? addrMatch(ctx, 'saddr', to.family, f.source!, src) : '';
+      if (src && srcMatch === undefined) return;
+      const target = to.family === 4 ? to.text : `[${to.text}]`;
+      const toPort = tp && !(tp.lo === port.lo && tp.hi === port.hi) ? `:${tp.lo}` : '';
+      const log = f.log ? ` log prefix "rampart:${f.id} "` : '';
+      body.emit(
+        `\t\tiifname { ${devs.map(q).join(', ')} } fib daddr type local ${srcMatch ? srcMatch + ' ' : ''}${f.proto} dport ${portSet([port])} counter name "pf_${f.id}"${log} dnat ${to.family === 4 ? 'ip' : 'ip6'} to ${target}${toPort} comment "pf:${f.id}"`,
+        path,
+      );
+    });
+    body.emit('\t}');
+  }
+  const { masquerade, snat } = config.firewall.nat;
+  if (masquerade.length || snat.length) {
+    body.emit('\tchain srcnat {');
+    body.emit('\t\ttype nat hook postrouting priority srcnat; policy accept;');
+    snat.forEach((s, i) => {
+      const path = pointer(['firewall', 'nat', 'snat', i]);
+      const devs = zoneDevices.get(s.zone);
+      const to = parseAddress(s.to);
+      if (!devs || !to) return;
+      const src = resolveAddresses(s.source, objects);
+      const srcMatch = src ? addrMatch(ctx, 'saddr', to.family, s.source!, src) : `meta nfproto ${to.family === 4 ? 'ipv4' : 'ipv6'}`;
+      if (srcMatch === undefined) return;
+      body.emit(
+        `\t\toifname { ${devs.map(q).join(', ')} } ${srcMatch} counter name "sn_${s.id}" snat ${to.family === 4 ? 'ip' : 'ip6'} to ${to.text} comment "snat:${s.id}"`,
+        path,
+      );
+    });
+    masquerade.forEach((m, i) => {
+      const path = pointer(['firewall', 'nat', 'masquerade', i]);
+      const devs = zoneDevices.get(m.zone);
+      if (!devs) return;
+      const fams: Family[] = m.family === 'both' ? [4, 6] : m.family === 'ipv6' ? [6] : [4];
+      const src = resolveAddresses(m.source, objects);
+      for (const fam of fams) {
+        const srcMatch = src ? addrMatch(ctx, 'saddr', fam, m.source!, src) : `meta nfproto ${fam === 4 ? 'ipv4' : 'ipv6'}`;
+        if (srcMatch === undefined) continue;
+        body.emit(`\t\toifname { ${devs.map(q).join(', ')} } ${srcMatch} counter masquerade comment "masquerade:${m.zone}"`, path);
+      }
+    });
+    body.emit('\t}');
+  }
+
+  const fingerprint = createHash('sha256').update(body.lines.join('\n')).digest('hex');
+  const out = new Emitter();
+  out.emit(`# Rampart ruleset, generated; do not edit. fingerprint ${fingerprint}`);
+  out.emit(`table inet ${TABLE}`);
+  out.emit(`delete table inet ${TABLE}`);
+  out.emit(`table inet ${TABLE} {`);
+  out.emit(`\tcomment "rampart ${fingerprint}"`);
+  out.lines.push(...body.lines);
+  out.map.push(...body.map);
+  out.emit('}');
+  return { script: out.lines.join('\n') + '\n', lineMap: out.map, counters, fingerprint };
+}
+
+/** Rules of one chain that can apply to traffic from zone `from` (null: an interface in no zone) to `to`. */
+function rulesFor(ctx: Ctx, chain: Chain, from: string | null, to: string | null | undefined): { rule: Rule; index: number }[] {
+  const out: { rule: Rule; index: number }[] = [];
+  ctx.config.firewall[chain].forEach((rule, index) => {
+    if (!rule.enabled) return;
+    if (rule.from !== 'any' && rule.from !== from) return;
+    if (chain === 'forward') {
+      const rto = rule.to ?? 'any';
+      if (rto !== 'any' && rto !== to) return;
+    }
+    out.push({ rule, index });
+  });
+  return out;
+}
+
+function emitRuleChain(ctx: Ctx, e: Emitter, name: string, chain: Chain, rules: { rule: Rule; index: number }[]): void {
+  e.emit(`\tchain ${name} {`);
+  for (const { rule, index } of rules) {
+    const path = pointer(['firewall', chain, index]);
+    for (const line of compileRule(ctx, rule)) e.emit(`\t\t${line}`, path);
+  }
+  e.emit('\t}');
+}
+
+/** One rule → one or more nft rule lines (per address family and protocol as needed), sharing its named counter. */
+export function compileRule(ctx: Ctx, rule: Rule): string[] {
+  const src = resolveAddresses(rule.source, ctx.objects);
+  const dst = resolveAddresses(rule.destination, ctx.objects);
+  const svc = resolveServices(rule.services, ctx.config.objects.services);
+  const fams = [...addressFamilies(src)].filter((f) => addressFamilies(dst).has(f) && serviceFamilies(svc).has(f)).sort();
+  const famList: (Family | null)[] = src || dst ? fams : [null];
+  const lines: string[] = [];
+  const tail = statements(rule);
+  for (const fam of famList) {
+    const parts: string[] = [];
+    if (src) {
+      const m = addrMatch(ctx, 'saddr', fam!, rule.source!, src);
+      if (m === undefined) continue;
+      parts.push(m);
+    }
+    if (dst) {
+      const m = addrMatch(ctx, 'daddr', fam!, rule.destination!, dst);
+      if (m === undefined) continue;
+      parts.push(m);
+    }
+    const groups = svc ? serviceGroups(svc, fam) : [{ match: '', tcp: undefined as boolean | undefined }];
+    for (const g of groups) {
+      const match = [...parts, g.match].filter(Boolean).join(' ');
+      if (rule.action === 'reject') {
+        if (g.tcp === true) lines.push(join(match, tail, 'reject with tcp reset', rule.id));
+        else if (g.tcp === false) lines.push(join(match, tail, 'reject with icmpx type port-unreachable', rule.id));
+        else {
+          lines.push(join([match, 'meta l4proto tcp'].filter(Boolean).join(' '), tail, 'reject with tcp reset', rule.id));
+          lines.push(join(match, tail, 'reject with icmpx type port-unreachable', rule.id));
+        }
+      } else lines.push(join(match, tail, rule.action, rule.id));
+    }
+  }
+  return lines;
+}
+
+function join(match: string, tail: string, verdict: string, id: string): string {
+  return [match, tail, verdict, `comment "rule:${id}"`].filter(Boolean).join(' ');
+}
+
+function statements(rule: Rule): string {
+  const s: string[] = [];
+  if (rule.limit) s.push(`limit rate ${rule.limit.rate}${rule.limit.burst ? ` burst ${rule.limit.burst} packets` : ''}`);
+  s.push(`counter name "r_${rule.id}"`);
+  if (rule.log) s.push(`log prefix "rampart:${rule.id} "`);
+  return s.join(' ');
+}
+
+/** Address match for one family: a named object set when the rule names exactly one object, else an inline set. */
+function addrMatch(ctx: Ctx, dir: 'saddr' | 'daddr', fam: Family, refs: readonly string[], resolved: ResolvedAddresses): string | undefined {
+  const ip = fam === 4 ? 'ip' : 'ip6';
+  if (refs.length === 1 && Object.hasOwn(ctx.objects, refs[0])) {
+    const set = `a_${refs[0]}_${fam}`;
+    return ctx.objectSets.has(set) ? `${ip} ${dir} @${set}` : undefined;
+  }
+  const list = aggregate(fam === 4 ? resolved.v4 : resolved.v6);
+  if (!list.length) return undefined;
+  return list.length === 1 ? `${ip} ${dir} ${list[0].text}` : `${ip} ${dir} { ${list.map((p) => p.text).join(', ')} }`;
+}
+
+function serviceGroups(svc: ServiceMatch[], fam: Family | null): { match: string; tcp?: boolean }[] {
+  const out: { match: string; tcp?: boolean }[] = [];
+  for (const proto of ['tcp', 'udp'] as const) {
+    const list = svc.filter((s) => s.proto === proto);
+    if (!list.length) continue;
+    if (list.some((s) => s.ports.length === 0)) out.push({ match: `meta l4proto ${proto}`, tcp: proto === 'tcp' });
+    else out.push({ match: `${proto} dport ${portSet(list.flatMap((s) => s.ports))}`, tcp: proto === 'tcp' });
+  }
+  if (fam !== 6) {
+    const list = svc.filter((s) => s.proto === 'icmp');
+    if (list.length) out.push({ match: list.every((s) => s.echoOnly) ? 'icmp type echo-request' : 'meta l4proto icmp', tcp: false });
+  }
+  if (fam !== 4) {
+    const list = svc.filter((s) => s.proto === 'icmpv6');
+    if (list.length) out.push({ match: list.every((s) => s.echoOnly) ? 'icmpv6 type echo-request' : 'meta l4proto ipv6-icmp', tcp: false });
+  }
+  return out;
+}
+
+/** Ports as nft: `80`, `1000-2000` or `{ 80, 443, 8000-8100 }`, merged and sorted. */
+export function portSet(ranges: PortRange[]): string {
+  const sorted = [...ranges].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
+  const merged: PortRange[] = [];
+  for (const r of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && r.lo <= last.hi + 1) last.hi = Math.max(last.hi, r.hi);
+    else merged.push({ ...r });
+  }
+  const text = merged.map((r) => (r.lo === r.hi ? String(r.lo) : `${r.lo}-${r.hi}`));
+  return text.length === 1 ? text[0] : `{ ${text.join(', ')} }`;
+}
+
+/** Sort prefixes and drop those covered by another, so interval sets never hold overlapping elements. */
+export function aggregate(list: Prefix[]): Prefix[] {
+  const sorted = [...list].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : a.length - b.length));
+  const out: Prefix[] = [];
+  let end = -1n;
+  for (const p of sorted) {
+    const max = p.family === 4 ? 32n : 128n;
+    const last = p.value + (1n << (max - BigInt(p.length))) - 1n;
+    if (p.value <= end) continue;
+    out.push(p);
+    end = last;
+  }
+  return out;
+}
+
+function dedupe(list: Prefix[]): Prefix[] {
+  const seen = new Set<string>();
+  const out: Prefix[] = [];
+  for (const p of [...list].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))) {
+    if (seen.has(p.text)) continue;
+    seen.add(p.text);
+    out.push(p);
+  }
+  return out;
+}
+
+function emitSet(e: Emitter, name: string, fam: Family, interval: boolean, elements: string[], path: string): void {
+  e.emit(`\tset ${name} {`, path);
+  e.emit(`\t\ttype ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}${interval ? '; flags interval' : ''}`, path);
+  if (elements.length) {
+    e.emit('\t\telements = {', path);
+    for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) {
+      const chunk = elements.slice(i, i + ELEMENTS_PER_LINE).join(', ');
+      e.emit(`\t\t\t${chunk}${i + ELEMENTS_PER_LINE < elements.length ? ',' : ''}`, path);
+    }
+    e.emit('\t\t}', path);
+  }
+  e.emit('\t}', path);
+}
+
+function antiLockoutSpec(config: Config): { devices: string[]; ports: PortRange[] } | undefined {
+  const al = config.firewall.antiLockout;
+  if (al === false || (typeof al === 'object' && !al.enabled)) return undefined;
+  let zones = typeof al === 'object' && al.zones ? al.zones : undefined;
+  if (!zones) {
+    const mgmt = config.interfaces.filter((i) => i.management && i.zone).map((i) => i.zone!);
+    zones = mgmt.length ? mgmt : config.zones.some((z) => z.name === 'lan') ? ['lan'] : [];
+  }
+  const devices = config.interfaces.filter((i) => i.zone && zones!.includes(i.zone)).map((i) => i.device);
+  if (!devices.length) return undefined;
+  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', '443']).map((p) => parsePort(p) as PortRange);
+  return { devices, ports };
+}

@@ -1,0 +1,76 @@
+/**
+ * The only place in Rampart that spawns system commands. Arguments are always argv arrays (never a shell string);
+ * when a network namespace is configured, kernel-facing commands run inside it through `ip netns exec`.
+ */
+import { execa } from 'execa';
+import { RampartError } from '../core/errors.ts';
+
+export interface RunOptions {
+  /** Network namespace to run in (undefined: the current one). */
+  netns?: string;
+  /** Data written to the command's stdin. */
+  input?: string;
+  /** Milliseconds before the command is killed. */
+  timeoutMs?: number;
+  /** Return instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function checkNetnsName(name: string): string {
+  if (!NETNS_RE.test(name)) throw new RampartError('invalid_input', `invalid network namespace name: ${JSON.stringify(name)}`);
+  return name;
+}
+
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [file, argv] = opts.netns ? ['ip', ['netns', 'exec', checkNetnsName(opts.netns), cmd, ...args]] : [cmd, [...args]];
+  let res;
+  try {
+    res = await execa(file, argv, {
+      input: opts.input,
+      timeout: opts.timeoutMs ?? 120_000,
+      reject: false,
+      stripFinalNewline: false,
+      maxBuffer: 512 * 1024 * 1024,
+      env: { LC_ALL: 'C' },
+    });
+  } catch (err) {
+    throw new RampartError('system', `cannot run ${cmd}: ${(err as Error).message}`);
+  }
+  if (res.failed && res.exitCode === undefined) {
+    throw new RampartError('system', `cannot run ${cmd}: ${res.shortMessage ?? 'failed to start'}`);
+  }
+  const out = { stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? ''), exitCode: res.exitCode ?? -1 };
+  if (out.exitCode !== 0 && !opts.allowFailure) {
+    throw new RampartError('system', `${cmd} ${args.slice(0, 3).join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim().slice(0, 2000)}`);
+  }
+  return out;
+}
+
+/** A command runner bound to one namespace. */
+export class Host {
+  constructor(readonly netns?: string) {
+    if (netns) checkNetnsName(netns);
+  }
+
+  run(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'netns'> = {}): Promise<RunResult> {
+    return run(cmd, args, { ...opts, netns: this.netns });
+  }
+
+  /** Load an nft script from stdin; `check` runs `nft -c` (nothing changes). */
+  nft(script: string, opts: { check?: boolean; allowFailure?: boolean } = {}): Promise<RunResult> {
+    return this.run('nft', opts.check ? ['-c', '-f', '-'] : ['-f', '-'], { input: script, allowFailure: opts.allowFailure });
+  }
+
+  async nftJson(args: readonly string[]): Promise<any> {
+    const res = await this.run('nft', ['-j', ...args]);
+    return JSON.parse(res.stdout);
+  }
+}
