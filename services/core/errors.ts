@@ -31,13 +31,14 @@ const exitCodes: Record<ErrorCode, number> = {
 
 export class RampartError extends Error {
   readonly code: ErrorCode;
-  readonly details: Problem[];
+  /** Problems with the input, each with a JSON pointer (named so, not `details`, which test runners read). */
+  readonly problems: Problem[];
 
-  constructor(code: ErrorCode, message: string, details: Problem[] = []) {
+  constructor(code: ErrorCode, message: string, problems: Problem[] = []) {
     super(message);
     this.name = 'RampartError';
     this.code = code;
-    this.details = details;
+    this.problems = problems;
   }
 
   get exitCode(): number {
@@ -45,7 +46,7 @@ export class RampartError extends Error {
   }
 
   toJSON(): { code: ErrorCode; message: string; details: Problem[] } {
-    return { code: this.code, message: this.message, details: this.details };
+    return { code: this.code, message: this.message, details: this.problems };
   }
 
   static from(err: unknown): RampartError {

@@ -1,0 +1,289 @@
+/**
+ * `rampart` — the command line (SPEC §2). Verbs that change state talk to the daemon over the control socket.
+ * Exit codes: 0 ok, 1 runtime failure, 2 invalid input. `--json` prints one JSON document on stdout.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { RampartError, formatProblems } from './core/errors.ts';
+import { createLogger } from './core/log.ts';
+import { validateConfig, parseConfig } from './core/validate.ts';
+import { compileRuleset } from './firewall/compile.ts';
+import { callDaemon } from './control.ts';
+
+const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
+
+  validate FILE                       check a configuration document
+  compile FILE                        print the nft script apply would load
+  serve [--listen HOST:PORT] [--config FILE]
+                                      run the daemon (rampartd)
+  apply FILE [--confirm S] [-m TEXT]  apply a configuration (reverts after S seconds unless confirmed)
+  confirm | rollback [VERSION]        confirm a pending change / go back to a version
+  plan FILE                           what apply would change
+  history | show [VERSION] | diff A B the version journal
+  status [--json]                     running version and health
+  block ADDR [--ttl S] [-m REASON] | unblock ADDR | blocks [--json]
+  stats [--json]                      per-rule counters
+  trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]
+  lab up|down [--prefix P]            the lab topology of network namespaces
+
+Options: --data DIR (env RAMPART_DATA, default /var/lib/rampart), --netns NAME (env RAMPART_NETNS).`;
+
+const OPTIONS = {
+  data: { type: 'string' },
+  netns: { type: 'string' },
+  json: { type: 'boolean' },
+  listen: { type: 'string' },
+  config: { type: 'string' },
+  confirm: { type: 'string' },
+  message: { type: 'string', short: 'm' },
+  ttl: { type: 'string' },
+  prefix: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  src: { type: 'string' },
+  dst: { type: 'string' },
+  proto: { type: 'string' },
+  dport: { type: 'string' },
+  limit: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Opts = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+function readDocument(file: string | undefined): unknown {
+  if (!file) throw RampartError.invalid([], 'a configuration file is required');
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RampartError('invalid_input', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new RampartError('invalid_input', `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+  }
+}
+
+function intArg(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw RampartError.invalid([{ path: `/${name}`, message: 'must be a whole number' }]);
+  return Number(value);
+}
+
+const print = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
+const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`rampart: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const o = parsed.values as Opts;
+  const [verb, ...args] = parsed.positionals;
+  if (o.help || !verb) {
+    print(USAGE);
+    return verb || o.help ? 0 : 2;
+  }
+  const dataDir = resolve(o.data ?? process.env.RAMPART_DATA ?? '/var/lib/rampart');
+  const netns = o.netns ?? process.env.RAMPART_NETNS ?? undefined;
+  const sock = join(dataDir, 'rampart.sock');
+  const call = (method: string, params: unknown = {}) => callDaemon(sock, method, params);
+  const author = process.env.SUDO_USER || process.env.USER || 'root';
+
+  switch (verb) {
+    case 'validate': {
+      const r = validateConfig(readDocument(args[0]));
+      if (!r.ok) {
+        process.stderr.write(formatProblems(r.problems) + '\n');
+        return 2;
+      }
+      if (o.json) printJson({ ok: true });
+      return 0;
+    }
+    case 'compile': {
+      process.stdout.write(compileRuleset(parseConfig(readDocument(args[0]))).script);
+      return 0;
+    }
+    case 'serve':
+      return serve(dataDir, netns, o);
+    case 'apply': {
+      const rec = await call('apply', { document: readDocument(args[0]), message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
+      if (o.json) printJson(rec);
+      else print(String(rec.version) + (rec.state === 'pending_confirm' ? ` (pending: confirm before ${rec.confirmDeadline} or it reverts)` : ''));
+      return 0;
+    }
+    case 'confirm': {
+      const rec = await call('confirm');
+      o.json ? printJson(rec) : print(`version ${rec.version} confirmed`);
+      return 0;
+    }
+    case 'rollback': {
+      const rec = await call('rollback', { version: intArg(args[0], 'version'), author, source: 'local' });
+      o.json ? printJson(rec) : print(`running version ${rec.version}`);
+      return 0;
+    }
+    case 'plan': {
+      const plan = await call('plan', { document: readDocument(args[0]) });
+      if (o.json) printJson(plan);
+      else {
+        print(`against running version ${plan.running ?? '(none)'}: ${plan.configChanges.length} config change(s)`);
+        for (const c of plan.configChanges) print(`  ${c.op.padEnd(7)} ${c.path}`);
+        print(plan.rulesetDiff);
+        if (plan.problems.length) process.stderr.write(formatProblems(plan.problems) + '\n');
+      }
+      return plan.problems.length ? 2 : 0;
+    }
+    case 'history': {
+      const list = await call('history', { limit: intArg(o.limit, 'limit') });
+      if (o.json) printJson(list);
+      else if (!list.length) print('no versions yet');
+      else print(table([['VERSION', 'TIME', 'AUTHOR', 'SOURCE', 'STATE', 'MESSAGE'], ...list.map((v: any) => [String(v.version), v.createdAt, v.author, v.source, v.state, v.message])]));
+      return 0;
+    }
+    case 'show': {
+      const rec = await call('show', { version: intArg(args[0], 'version') });
+      if (o.json) printJson(rec);
+      else {
+        print(`# version ${rec.version} · ${rec.createdAt} · ${rec.author} · ${rec.source} · ${rec.state}${rec.message ? ' · ' + rec.message : ''}`);
+        printJson(rec.document);
+      }
+      return 0;
+    }
+    case 'diff': {
+      const d = await call('diff', { a: intArg(args[0], 'a'), b: intArg(args[1], 'b') });
+      if (o.json) printJson(d);
+      else {
+        for (const c of d.configChanges) print(`${c.op.padEnd(7)} ${c.path}`);
+        print(d.rulesetDiff);
+      }
+      return 0;
+    }
+    case 'status': {
+      const s = await call('status');
+      if (o.json) printJson(s);
+      else {
+        print(`version     ${s.version ?? '(none)'}${s.pending ? `  (pending confirmation until ${s.pending.confirmDeadline})` : ''}`);
+        print(`firewall    ${s.firewall.state}`);
+        print(`blocks      ${s.blocks.count}`);
+        for (const k of ['ids', 'sync', 'snmp']) print(`${k.padEnd(11)} ${s[k].state}`);
+        print(`uptime      ${s.uptimeSeconds} s`);
+      }
+      return 0;
+    }
+    case 'block': {
+      if (!args[0]) throw RampartError.invalid([], 'usage: rampart block ADDR [--ttl SECONDS] [-m REASON]');
+      const recs = await call('block', { address: args[0], ttlSeconds: intArg(o.ttl, 'ttlSeconds'), reason: o.message, source: 'local' });
+      o.json ? printJson(recs) : print(`blocked ${recs.map((r: any) => r.address).join(', ')}${o.ttl ? ` for ${o.ttl} s` : ''}`);
+      return 0;
+    }
+    case 'unblock': {
+      if (!args[0]) throw RampartError.invalid([], 'usage: rampart unblock ADDR');
+      await call('unblock', { address: args[0] });
+      if (!o.json) print(`unblocked ${args[0]}`);
+      else printJson({ removed: true });
+      return 0;
+    }
+    case 'blocks': {
+      const list = await call('blocks');
+      if (o.json) printJson(list);
+      else if (!list.length) print('no dynamic blocks');
+      else {
+        const now = Date.now();
+        print(table([['ADDRESS', 'EXPIRES IN', 'SOURCE', 'REASON'], ...list.map((b: any) => [b.address, b.expiresAt ? `${Math.ceil((b.expiresAt - now) / 1000)} s` : 'never', b.source, b.reason])]));
+      }
+      return 0;
+    }
+    case 'stats': {
+      const c = await call('counters');
+      if (o.json) printJson(c);
+      else {
+        const rows = [['RULE', 'PACKETS', 'BYTES']];
+        for (const [id, v] of Object.entries<any>(c.rules ?? {})) rows.push([id, String(v.packets), String(v.bytes)]);
+        for (const [id, v] of Object.entries<any>(c.portForwards ?? {})) rows.push([`port forward ${id}`, String(v.packets), String(v.bytes)]);
+        for (const [id, v] of Object.entries<any>(c.blocklists ?? {})) rows.push([`blocklist ${id}`, String(v.packets), String(v.bytes)]);
+        if (c.dynamicBlocks) rows.push(['dynamic blocks', String(c.dynamicBlocks.packets), String(c.dynamicBlocks.bytes)]);
+        print(table(rows));
+      }
+      return 0;
+    }
+    case 'trace': {
+      if (!o.from || !o.src || !o.dst || !o.proto) throw RampartError.invalid([], 'usage: rampart trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]');
+      const r = await call('trace', { from: o.from, to: o.to, src: o.src, dst: o.dst, proto: o.proto, dport: intArg(o.dport, 'dport') });
+      if (o.json) printJson(r);
+      else {
+        for (const s of r.steps) print(`  ${s}`);
+        print(`${r.verdict.toUpperCase()} by ${r.decidedBy}${r.rule ? ` ${r.rule}` : ''}${r.path ? ` (${r.path})` : ''}`);
+      }
+      return 0;
+    }
+    case 'lab': {
+      const { labUp, labDown } = await import('./lab/lab.ts');
+      const prefix = o.prefix ?? 'rampart';
+      if (args[0] === 'up') {
+        const names = await labUp(prefix);
+        o.json ? printJson(names) : print(`lab up: ${names.lan} ${names.fw} ${names.wan}`);
+      } else if (args[0] === 'down') {
+        await labDown(prefix);
+        if (!o.json) print(`lab ${prefix} removed`);
+      } else throw RampartError.invalid([], 'usage: rampart lab up|down [--prefix P]');
+      return 0;
+    }
+    case 'alerts':
+    case 'ids':
+    case 'audit':
+    case 'user':
+    case 'enroll':
+      throw new RampartError('unavailable', `"${verb}" is not part of this build yet`);
+    default:
+      process.stderr.write(`rampart: unknown verb "${verb}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function serve(dataDir: string, netns: string | undefined, o: Opts): Promise<number> {
+  const { Daemon } = await import('./daemon.ts');
+  const log = createLogger();
+  const seed = o.config ? readDocument(o.config) : undefined;
+  if (seed !== undefined) parseConfig(seed);
+  const daemon = new Daemon({ dataDir, netns, seed, log });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    await daemon.stop(10_000);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  await daemon.start();
+  if (o.listen) log.warn({ listen: o.listen }, 'the HTTP API is not part of this build yet; --listen is ignored');
+  await new Promise(() => undefined);
+  return 0;
+}
+
+const isMain = process.argv[1] && /cli\.(ts|js)$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      const e = RampartError.from(err);
+      process.stderr.write(`rampart: ${e.message}\n`);
+      if (e.problems.length) process.stderr.write(formatProblems(e.problems) + '\n');
+      process.exitCode = e.exitCode;
+    },
+  );
+}

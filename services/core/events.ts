@@ -1,0 +1,32 @@
+/** A small typed event bus; each listener is isolated, so one that throws cannot break the others. */
+import type { Logger } from './log.ts';
+
+export interface EventMap {
+  config: { type: 'applied' | 'confirmed' | 'reverted'; version: number; state?: string; back?: number; reason?: string };
+  block: { type: 'added' | 'removed' | 'expired'; addresses: string[]; reason?: string; source?: string };
+}
+
+type Listener<T> = (payload: T) => void;
+
+export class EventBus {
+  private listeners = new Map<keyof EventMap, Set<Listener<any>>>();
+
+  constructor(private readonly log?: Logger) {}
+
+  on<K extends keyof EventMap>(type: K, fn: Listener<EventMap[K]>): () => void {
+    const set = this.listeners.get(type) ?? new Set();
+    set.add(fn);
+    this.listeners.set(type, set);
+    return () => set.delete(fn);
+  }
+
+  emit<K extends keyof EventMap>(type: K, payload: EventMap[K]): void {
+    for (const fn of this.listeners.get(type) ?? []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        this.log?.error({ err: String(err), event: type }, 'event listener failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The SQLite store (DATA/rampart.db): WAL, busy_timeout, numbered migrations, prepared statements.
+ * Holds the version journal, dynamic blocks and small key/value state.
+ */
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { RampartError } from './errors.ts';
+
+export type VersionState = 'applied' | 'pending_confirm' | 'reverted' | 'failed' | 'superseded' | 'rejected';
+export type VersionSource = 'local' | 'api' | 'mssp';
+
+export interface VersionRecord {
+  version: number;
+  createdAt: string;
+  author: string;
+  source: VersionSource;
+  message: string;
+  state: VersionState;
+  hash: string;
+  document: unknown;
+  appliedAt?: string;
+  confirmDeadline?: string;
+  error?: string;
+}
+
+export interface BlockRecord {
+  address: string;
+  family: 4 | 6;
+  /** Epoch milliseconds; undefined: permanent. */
+  expiresAt?: number;
+  reason: string;
+  source: string;
+  createdAt: number;
+}
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE versions (
+     version INTEGER PRIMARY KEY,
+     created_at TEXT NOT NULL,
+     author TEXT NOT NULL,
+     source TEXT NOT NULL,
+     message TEXT NOT NULL DEFAULT '',
+     state TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     document TEXT NOT NULL,
+     applied_at TEXT,
+     confirm_deadline TEXT,
+     error TEXT
+   );
+   CREATE INDEX versions_state ON versions(state);
+   CREATE TABLE blocks (
+     address TEXT PRIMARY KEY,
+     family INTEGER NOT NULL,
+     expires_at INTEGER,
+     reason TEXT NOT NULL DEFAULT '',
+     source TEXT NOT NULL DEFAULT 'local',
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX blocks_expiry ON blocks(expires_at);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+/** Canonical JSON (sorted keys) for hashing documents. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
+  const obj = value as Record<string, unknown>;
+  return (
+    '{' +
+    Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k]))
+      .join(',') +
+    '}'
+  );
+}
+
+export function documentHash(doc: unknown): string {
+  return 'sha256:' + createHash('sha256').update(canonicalJson(doc)).digest('hex');
+}
+
+interface VersionRow {
+  version: number;
+  created_at: string;
+  author: string;
+  source: VersionSource;
+  message: string;
+  state: VersionState;
+  hash: string;
+  document: string;
+  applied_at: string | null;
+  confirm_deadline: string | null;
+  error: string | null;
+}
+
+function toVersion(r: VersionRow, withDocument = true): VersionRecord {
+  return {
+    version: r.version,
+    createdAt: r.created_at,
+    author: r.author,
+    source: r.source,
+    message: r.message,
+    state: r.state,
+    hash: r.hash,
+    document: withDocument ? JSON.parse(r.document) : undefined,
+    ...(r.applied_at ? { appliedAt: r.applied_at } : {}),
+    ...(r.confirm_deadline ? { confirmDeadline: r.confirm_deadline } : {}),
+    ...(r.error ? { error: r.error } : {}),
+  };
+}
+
+export class Store {
+  private db?: Database.Database;
+
+  constructor(readonly path: string) {}
+
+  open(): this {
+    if (this.db) return this;
+    const db = new Database(this.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      db.close();
+      throw new RampartError('system', `database ${this.path} is from a newer Rampart (schema ${current})`);
+    }
+    for (let i = current; i < MIGRATIONS.length; i++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[i]);
+        db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+    this.db = db;
+    return this;
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  get sql(): Database.Database {
+    if (!this.db) throw new RampartError('internal', 'store is not open');
+    return this.db;
+  }
+
+  // ---- versions ----
+
+  addVersion(v: { author: string; source: VersionSource; message?: string; document: unknown; state: VersionState }): VersionRecord {
+    const now = new Date().toISOString();
+    const docText = JSON.stringify(v.document);
+    const info = this.sql
+      .prepare(
+        'INSERT INTO versions (created_at, author, source, message, state, hash, document) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(now, v.author, v.source, v.message ?? '', v.state, documentHash(v.document), docText);
+    return this.getVersion(Number(info.lastInsertRowid))!;
+  }
+
+  updateVersion(version: number, patch: { state?: VersionState; appliedAt?: string | null; confirmDeadline?: string | null; error?: string | null }): void {
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    if (patch.state !== undefined) (sets.push('state = ?'), args.push(patch.state));
+    if (patch.appliedAt !== undefined) (sets.push('applied_at = ?'), args.push(patch.appliedAt));
+    if (patch.confirmDeadline !== undefined) (sets.push('confirm_deadline = ?'), args.push(patch.confirmDeadline));
+    if (patch.error !== undefined) (sets.push('error = ?'), args.push(patch.error));
+    if (!sets.length) return;
+    this.sql.prepare(`UPDATE versions SET ${sets.join(', ')} WHERE version = ?`).run(...args, version);
+  }
+
+  getVersion(version: number): VersionRecord | undefined {
+    const r = this.sql.prepare('SELECT * FROM versions WHERE version = ?').get(version) as VersionRow | undefined;
+    return r && toVersion(r);
+  }
+
+  listVersions(limit = 100): VersionRecord[] {
+    const rows = this.sql
+      .prepare("SELECT version, created_at, author, source, message, state, hash, '{}' AS document, applied_at, confirm_deadline, error FROM versions ORDER BY version DESC LIMIT ?")
+      .all(limit) as VersionRow[];
+    return rows.map((r) => toVersion(r, false));
+  }
+
+  /** The version the firewall runs: the newest applied or pending one. */
+  runningVersion(): VersionRecord | undefined {
+    const r = this.sql
+      .prepare("SELECT * FROM versions WHERE state IN ('applied', 'pending_confirm') ORDER BY version DESC LIMIT 1")
+      .get() as VersionRow | undefined;
+    return r && toVersion(r);
+  }
+
+  pendingVersion(): VersionRecord | undefined {
+    const r = this.sql.prepare("SELECT * FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1").get() as VersionRow | undefined;
+    return r && toVersion(r);
+  }
+
+  /** The newest version that was confirmed good (applied or later superseded), below `before` if given. */
+  lastGoodVersion(before?: number): VersionRecord | undefined {
+    const r = this.sql
+      .prepare("SELECT * FROM versions WHERE state IN ('applied', 'superseded') AND version < ? ORDER BY version DESC LIMIT 1")
+      .get(before ?? Number.MAX_SAFE_INTEGER) as VersionRow | undefined;
+    return r && toVersion(r);
+  }
+
+  // ---- dynamic blocks ----
+
+  upsertBlocks(blocks: BlockRecord[]): void {
+    const stmt = this.sql.prepare(
+      `INSERT INTO blocks (address, family, expires_at, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(address) DO UPDATE SET expires_at = excluded.expires_at, reason = excluded.reason, source = excluded.source`,
+    );
+    this.sql.transaction(() => {
+      for (const b of blocks) stmt.run(b.address, b.family, b.expiresAt ?? null, b.reason, b.source, b.createdAt);
+    })();
+  }
+
+  deleteBlock(address: string): boolean {
+    return this.sql.prepare('DELETE FROM blocks WHERE address = ?').run(address).changes > 0;
+  }
+
+  getBlock(address: string): BlockRecord | undefined {
+    const r = this.sql.prepare('SELECT * FROM blocks WHERE address = ?').get(address) as any;
+    return r && toBlock(r);
+  }
+
+  /** Unexpired blocks at `now` (epoch ms). */
+  listBlocks(now = Date.now()): BlockRecord[] {
+    return (this.sql.prepare('SELECT * FROM blocks WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at, address').all(now) as any[]).map(toBlock);
+  }
+
+  purgeExpiredBlocks(now = Date.now()): number {
+    return this.sql.prepare('DELETE FROM blocks WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now).changes;
+  }
+
+  // ---- meta ----
+
+  getMeta(key: string): string | undefined {
+    const r = this.sql.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.sql.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
+
+function toBlock(r: any): BlockRecord {
+  return {
+    address: r.address,
+    family: r.family,
+    ...(r.expires_at != null ? { expiresAt: r.expires_at } : {}),
+    reason: r.reason,
+    source: r.source,
+    createdAt: r.created_at,
+  };
+}

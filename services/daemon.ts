@@ -1,0 +1,172 @@
+/**
+ * rampartd: the composition root. Builds the services in order, starts them, and stops them in reverse order.
+ * Constructors do no I/O; start() does.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTwoFilesPatch } from 'diff';
+import { RampartError } from './core/errors.ts';
+import { EventBus } from './core/events.ts';
+import type { Logger } from './core/log.ts';
+import { Store, type VersionSource } from './core/store.ts';
+import { parseConfig, validateConfig } from './core/validate.ts';
+import { Host } from './host/exec.ts';
+import { Firewall } from './firewall/apply.ts';
+import { Blocks } from './firewall/blocks.ts';
+import { compileRuleset, TABLE } from './firewall/compile.ts';
+import { configDiff } from './firewall/config-diff.ts';
+import { readCounters } from './firewall/counters.ts';
+import { tracePacket, type TraceRequest } from './firewall/trace.ts';
+import { ControlServer, type Handler } from './control.ts';
+
+export interface DaemonOptions {
+  dataDir: string;
+  netns?: string;
+  /** A configuration document that seeds version 1 when the journal is empty. */
+  seed?: unknown;
+  log: Logger;
+}
+
+const startedAt = Date.now();
+
+export class Daemon {
+  readonly store: Store;
+  readonly host: Host;
+  readonly events: EventBus;
+  readonly firewall: Firewall;
+  readonly blocks: Blocks;
+  readonly control: ControlServer;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.log;
+    this.store = new Store(join(opts.dataDir, 'rampart.db'));
+    this.host = new Host(opts.netns);
+    this.events = new EventBus(opts.log);
+    this.firewall = new Firewall(this.store, this.host, opts.log.child({ svc: 'firewall' }), this.events);
+    this.blocks = new Blocks(this.store, this.host, opts.log.child({ svc: 'blocks' }), this.events);
+    this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), this.handlers(), opts.log.child({ svc: 'control' }));
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
+    this.store.open();
+    await this.blocks.start();
+    await this.firewall.start();
+    if (this.opts.seed !== undefined && this.store.listVersions(1).length === 0) {
+      const v = await this.firewall.apply({ document: this.opts.seed, author: 'system', source: 'local', message: 'initial configuration' });
+      this.log.info({ version: v.version }, 'seeded the first version');
+    }
+    await this.control.start();
+    this.log.info({ dataDir: this.opts.dataDir, netns: this.opts.netns ?? null }, 'rampartd started');
+  }
+
+  /** Stop in reverse order; whatever is left after the deadline is abandoned. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    const work = (async () => {
+      await this.control.stop();
+      this.firewall.stop();
+      this.blocks.stop();
+    })();
+    await Promise.race([work, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
+    this.store.close();
+    this.log.info('rampartd stopped');
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const running = this.store.runningVersion();
+    const pending = this.store.pendingVersion();
+    let firewall: Record<string, unknown>;
+    try {
+      const inKernel = await this.firewall.kernelFingerprint();
+      const expected = running ? compileRuleset(parseConfig(running.document)).fingerprint : undefined;
+      firewall = {
+        state: !running ? 'unconfigured' : inKernel === expected ? 'ok' : inKernel ? 'drift' : 'missing',
+        table: `inet ${TABLE}`,
+      };
+    } catch (err) {
+      firewall = { state: 'error', detail: (err as Error).message };
+    }
+    const notYet = { state: 'not_available', detail: 'not part of this build yet' };
+    return {
+      version: running?.version ?? null,
+      running: running ? { version: running.version, state: running.state, appliedAt: running.appliedAt, hash: running.hash } : null,
+      pending: pending ? { version: pending.version, confirmDeadline: pending.confirmDeadline } : null,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      netns: this.opts.netns ?? null,
+      firewall,
+      blocks: { count: this.store.listBlocks().length },
+      ids: notYet,
+      sync: notYet,
+      snmp: notYet,
+    };
+  }
+
+  private handlers(): Record<string, Handler> {
+    const author = (p: any) => (typeof p.author === 'string' && p.author ? p.author.slice(0, 64) : 'root');
+    const source = (p: any): VersionSource => (p.source === 'api' || p.source === 'mssp' ? p.source : 'local');
+    const version = (v: unknown, what = 'version') => {
+      if (!Number.isInteger(v) || (v as number) < 1) throw RampartError.invalid([{ path: `/${what}`, message: 'must be a version number' }]);
+      const rec = this.store.getVersion(v as number);
+      if (!rec) throw new RampartError('not_found', `no version ${v}`);
+      return rec;
+    };
+    return {
+      status: () => this.status(),
+      validate: (p) => validateConfig(p.document),
+      apply: (p) => {
+        if (p.confirmSeconds !== undefined && (!Number.isInteger(p.confirmSeconds) || p.confirmSeconds < 1 || p.confirmSeconds > 86_400)) {
+          throw RampartError.invalid([{ path: '/confirmSeconds', message: 'must be an integer from 1 to 86400' }]);
+        }
+        if (p.message !== undefined && (typeof p.message !== 'string' || p.message.length > 1024)) {
+          throw RampartError.invalid([{ path: '/message', message: 'must be a string of at most 1024 characters' }]);
+        }
+        return this.firewall.apply({ document: p.document, author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
+      },
+      confirm: () => this.firewall.confirm(),
+      rollback: (p) => this.firewall.rollback({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
+      plan: (p) => this.firewall.plan(p.document),
+      history: (p) => this.store.listVersions(Number.isInteger(p.limit) ? p.limit : 100),
+      show: (p) => {
+        if (p.version === undefined) {
+          const r = this.store.runningVersion();
+          if (!r) throw new RampartError('not_found', 'no configuration has been applied yet');
+          return r;
+        }
+        return version(p.version);
+      },
+      diff: (p) => {
+        const a = version(p.a, 'a');
+        const b = version(p.b, 'b');
+        const script = (d: unknown) => {
+          try {
+            return compileRuleset(parseConfig(d)).script;
+          } catch {
+            return '';
+          }
+        };
+        return {
+          configChanges: configDiff(a.document, b.document),
+          rulesetDiff: createTwoFilesPatch(`version ${a.version}`, `version ${b.version}`, script(a.document), script(b.document), '', '', { context: 2 }),
+        };
+      },
+      counters: async () => {
+        const running = this.store.runningVersion();
+        if (!running) return { rules: {} };
+        return readCounters(this.host, compileRuleset(parseConfig(running.document)).counters);
+      },
+      block: (p) => this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], typeof p.source === 'string' ? p.source.slice(0, 32) : 'local'),
+      unblock: async (p) => {
+        const removed = await this.blocks.unblock(p.address);
+        if (!removed) throw new RampartError('not_found', `${p.address} is not blocked`);
+        return { removed: true };
+      },
+      blocks: () => this.blocks.list(),
+      trace: (p: TraceRequest) => {
+        const running = this.store.runningVersion();
+        if (!running) throw new RampartError('not_found', 'no configuration has been applied yet');
+        return tracePacket(parseConfig(running.document), p);
+      },
+    };
+  }
+}

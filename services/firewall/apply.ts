@@ -1,0 +1,202 @@
+/**
+ * The firewall applier: validate → compile → one `nft -f` transaction → journal, with commit-confirm, rollback,
+ * plan (dry run with `nft -c`) and reconciliation of the kernel with the running version at start.
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { Logger } from '../core/log.ts';
+import { RampartError, type Problem } from '../core/errors.ts';
+import { parseConfig } from '../core/validate.ts';
+import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
+import type { Host } from '../host/exec.ts';
+import type { EventBus } from '../core/events.ts';
+import { SerialQueue } from '../core/serial.ts';
+import { compileRuleset, TABLE, type CompiledRuleset } from './compile.ts';
+import { configDiff } from './config-diff.ts';
+
+export interface ApplyRequest {
+  document: unknown;
+  author: string;
+  source: VersionSource;
+  message?: string;
+  /** Seconds before the change reverts by itself unless confirmed. */
+  confirmSeconds?: number;
+}
+
+export interface PlanResult {
+  running?: number;
+  configChanges: { op: 'add' | 'remove' | 'replace'; path: string; from?: unknown; to?: unknown }[];
+  rulesetDiff: string;
+  problems: Problem[];
+}
+
+/** Map nft's `/dev/stdin:LINE:COL-COL: Error: ...` lines back to config pointers. */
+export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
+  const problems: Problem[] = [];
+  for (const m of stderr.matchAll(/^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$/gm)) {
+    const line = Number(m[1]);
+    problems.push({ path: lineMap[line - 1] ?? '', message: `nft: ${m[2]}` });
+  }
+  if (!problems.length && stderr.trim()) problems.push({ path: '', message: `nft: ${stderr.trim().split('\n')[0]}` });
+  return problems;
+}
+
+export class Firewall {
+  private confirmTimer?: NodeJS.Timeout;
+  private readonly queue = new SerialQueue();
+
+  constructor(
+    private readonly store: Store,
+    private readonly host: Host,
+    private readonly log: Logger,
+    private readonly events?: EventBus,
+  ) {}
+
+  /** Reconcile the kernel with the journal: revert a pending change left by a crash, re-apply a missing table. */
+  async start(): Promise<void> {
+    await this.queue.run(async () => {
+      const pending = this.store.pendingVersion();
+      if (pending) {
+        this.log.warn({ version: pending.version }, 'pending change found at start: reverting');
+        await this.revertPendingLocked(pending, 'not confirmed before the daemon stopped');
+      }
+      const running = this.store.runningVersion();
+      if (!running) return;
+      const compiled = compileRuleset(parseConfig(running.document));
+      const inKernel = await this.kernelFingerprint();
+      if (inKernel !== compiled.fingerprint) {
+        this.log.warn({ version: running.version, inKernel }, 'kernel ruleset differs from the running version: re-applying');
+        await this.load(compiled);
+      }
+    });
+  }
+
+  stop(): void {
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+  }
+
+  /** The fingerprint in the comment of `table inet rampart`, or undefined when the table is missing. */
+  async kernelFingerprint(): Promise<string | undefined> {
+    const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', TABLE], { allowFailure: true });
+    if (res.exitCode !== 0) return undefined;
+    return /comment "rampart ([0-9a-f]{64})"/.exec(res.stdout)?.[1];
+  }
+
+  async apply(req: ApplyRequest): Promise<VersionRecord> {
+    return this.queue.run(async () => {
+      const pending = this.store.pendingVersion();
+      if (pending) throw new RampartError('conflict', `version ${pending.version} is waiting for confirmation: confirm or roll it back first`);
+      const compiled = compileRuleset(parseConfig(req.document));
+      const previous = this.store.runningVersion();
+      try {
+        await this.load(compiled);
+      } catch (err) {
+        const e = RampartError.from(err);
+        const failed = this.store.addVersion({ ...req, state: 'failed' });
+        this.store.updateVersion(failed.version, { error: e.message });
+        this.log.error({ version: failed.version, err: e.message }, 'apply failed; the kernel keeps the previous ruleset');
+        throw new RampartError('apply_failed', `apply failed, nothing changed: ${e.message}`, e.problems);
+      }
+      const now = new Date();
+      const confirm = req.confirmSeconds && req.confirmSeconds > 0 ? req.confirmSeconds : undefined;
+      const rec = this.store.sql.transaction(() => {
+        const v = this.store.addVersion({ ...req, state: confirm ? 'pending_confirm' : 'applied' });
+        this.store.updateVersion(v.version, {
+          appliedAt: now.toISOString(),
+          confirmDeadline: confirm ? new Date(now.getTime() + confirm * 1000).toISOString() : null,
+        });
+        if (previous && !confirm) this.store.updateVersion(previous.version, { state: 'superseded' });
+        return this.store.getVersion(v.version)!;
+      })();
+      if (confirm) this.armConfirm(rec);
+      this.log.info({ version: rec.version, source: rec.source, author: rec.author, confirm }, 'configuration applied');
+      this.events?.emit('config', { type: 'applied', version: rec.version, state: rec.state });
+      return rec;
+    });
+  }
+
+  async confirm(): Promise<VersionRecord> {
+    return this.queue.run(async () => {
+      const pending = this.store.pendingVersion();
+      if (!pending) throw new RampartError('conflict', 'no change is waiting for confirmation');
+      this.stop();
+      this.store.sql.transaction(() => {
+        const prev = this.store.lastGoodVersion(pending.version);
+        this.store.updateVersion(pending.version, { state: 'applied', confirmDeadline: null });
+        if (prev && prev.state === 'applied') this.store.updateVersion(prev.version, { state: 'superseded' });
+      })();
+      this.log.info({ version: pending.version }, 'change confirmed');
+      this.events?.emit('config', { type: 'confirmed', version: pending.version, state: 'applied' });
+      return this.store.getVersion(pending.version)!;
+    });
+  }
+
+  /**
+   * With a pending change: revert it. Otherwise apply an earlier version's document again as a new version
+   * (default: the one before the running version).
+   */
+  async rollback(opts: { version?: number; author: string; source: VersionSource }): Promise<VersionRecord> {
+    const pending = this.store.pendingVersion();
+    if (pending && opts.version === undefined) {
+      return this.queue.run(async () => {
+        const back = await this.revertPendingLocked(pending, `rolled back by ${opts.author}`);
+        return back ?? this.store.getVersion(pending.version)!;
+      });
+    }
+    const running = this.store.runningVersion();
+    const target = opts.version !== undefined ? this.store.getVersion(opts.version) : running && this.store.lastGoodVersion(running.version);
+    if (!target) throw new RampartError('not_found', opts.version !== undefined ? `no version ${opts.version}` : 'no earlier version to roll back to');
+    return this.apply({ document: target.document, author: opts.author, source: opts.source, message: `rollback to version ${target.version}` });
+  }
+
+  /** What apply would change: config diff, ruleset diff, and nft's verdict on the new script (`nft -c`). */
+  async plan(document: unknown): Promise<PlanResult> {
+    const config = parseConfig(document);
+    const compiled = compileRuleset(config);
+    const running = this.store.runningVersion();
+    const before = running ? compileRuleset(parseConfig(running.document)).script : '';
+    const check = await this.host.nft(compiled.script, { check: true, allowFailure: true });
+    return {
+      running: running?.version,
+      configChanges: configDiff(running?.document ?? {}, document),
+      rulesetDiff: createTwoFilesPatch(running ? `running (version ${running.version})` : 'running (none)', 'candidate', before, compiled.script, '', '', { context: 2 }),
+      problems: check.exitCode === 0 ? [] : mapNftErrors(check.stderr, compiled.lineMap),
+    };
+  }
+
+  private armConfirm(rec: VersionRecord): void {
+    this.stop();
+    const ms = Math.max(0, Date.parse(rec.confirmDeadline!) - Date.now());
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      this.queue.run(async () => {
+        const pending = this.store.pendingVersion();
+        if (pending?.version === rec.version) await this.revertPendingLocked(pending, 'not confirmed in time');
+      }).catch((err) => this.log.error({ err: String(err) }, 'automatic revert failed'));
+    }, ms);
+    this.confirmTimer.unref?.();
+  }
+
+  /** Revert a pending version to the last good one before it. Caller holds the queue. */
+  private async revertPendingLocked(pending: VersionRecord, reason: string): Promise<VersionRecord | undefined> {
+    this.stop();
+    const good = this.store.lastGoodVersion(pending.version);
+    if (good) await this.load(compileRuleset(parseConfig(good.document)));
+    else await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\n`);
+    this.store.sql.transaction(() => {
+      this.store.updateVersion(pending.version, { state: 'reverted', error: reason, confirmDeadline: null });
+      if (good) this.store.updateVersion(good.version, { state: 'applied' });
+    })();
+    this.log.warn({ version: pending.version, back: good?.version, reason }, 'change reverted');
+    this.events?.emit('config', { type: 'reverted', version: pending.version, back: good?.version, reason });
+    return good && this.store.getVersion(good.version);
+  }
+
+  private async load(compiled: CompiledRuleset): Promise<void> {
+    const res = await this.host.nft(compiled.script, { allowFailure: true });
+    if (res.exitCode !== 0) {
+      const problems = mapNftErrors(res.stderr, compiled.lineMap);
+      throw new RampartError('apply_failed', problems[0]?.message ?? 'nft failed', problems);
+    }
+  }
+}

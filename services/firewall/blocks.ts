@@ -1,0 +1,198 @@
+/**
+ * Dynamic blocks: addresses and prefixes dropped before the main ruleset, in `table inet rampart_blocks` (hooked at
+ * a lower priority than `inet rampart`, never touched by config applies). Single addresses live in hash sets with
+ * per-element timeouts, prefixes in interval sets; the kernel expires them even when the daemon is down. Every
+ * block is persisted in SQLite and restored at start with its remaining TTL.
+ */
+import type { Logger } from '../core/log.ts';
+import { RampartError, type Problem } from '../core/errors.ts';
+import { parsePrefix, overlaps, type Prefix } from '../core/net.ts';
+import type { BlockRecord, Store } from '../core/store.ts';
+import type { Host } from '../host/exec.ts';
+import type { EventBus } from '../core/events.ts';
+import { SerialQueue } from '../core/serial.ts';
+
+export const BLOCK_TABLE = 'rampart_blocks';
+const CHUNK = 2000;
+const MAX_TTL = 365 * 24 * 3600;
+
+export interface BlockRequest {
+  address: string;
+  ttlSeconds?: number;
+  reason?: string;
+}
+
+type SetName = 'b4h' | 'b4n' | 'b6h' | 'b6n';
+
+function setFor(p: Prefix): SetName {
+  const host = p.length === (p.family === 4 ? 32 : 128);
+  return `b${p.family}${host ? 'h' : 'n'}` as SetName;
+}
+
+/** The structure of the blocks table (idempotent), with its chains rewritten. Elements are untouched. */
+export function blocksTableScript(): string {
+  const t = `inet ${BLOCK_TABLE}`;
+  return [
+    `add table ${t}`,
+    `add set ${t} b4h { type ipv4_addr; flags timeout; }`,
+    `add set ${t} b4n { type ipv4_addr; flags interval, timeout; }`,
+    `add set ${t} b6h { type ipv6_addr; flags timeout; }`,
+    `add set ${t} b6n { type ipv6_addr; flags interval, timeout; }`,
+    `add counter ${t} blocked { }`,
+    `add chain ${t} input { type filter hook input priority filter - 10; policy accept; }`,
+    `add chain ${t} forward { type filter hook forward priority filter - 10; policy accept; }`,
+    `add chain ${t} output { type filter hook output priority filter - 10; policy accept; }`,
+    `flush chain ${t} input`,
+    `flush chain ${t} forward`,
+    `flush chain ${t} output`,
+    ...['b4h', 'b4n'].flatMap((s) => [
+      `add rule ${t} input ip saddr @${s} counter name "blocked" drop`,
+      `add rule ${t} forward ip saddr @${s} counter name "blocked" drop`,
+      `add rule ${t} forward ip daddr @${s} counter name "blocked" drop`,
+      `add rule ${t} output ip daddr @${s} counter name "blocked" drop`,
+    ]),
+    ...['b6h', 'b6n'].flatMap((s) => [
+      `add rule ${t} input ip6 saddr @${s} counter name "blocked" drop`,
+      `add rule ${t} forward ip6 saddr @${s} counter name "blocked" drop`,
+      `add rule ${t} forward ip6 daddr @${s} counter name "blocked" drop`,
+      `add rule ${t} output ip6 daddr @${s} counter name "blocked" drop`,
+    ]),
+  ].join('\n') + '\n';
+}
+
+function element(b: { address: string; expiresAt?: number }, now: number): string {
+  if (b.expiresAt === undefined) return b.address;
+  const secs = Math.max(1, Math.ceil((b.expiresAt - now) / 1000));
+  return `${b.address} timeout ${secs}s`;
+}
+
+/** `add element` statements in chunks, one statement per set and chunk. */
+export function elementStatements(verb: 'add' | 'delete', blocks: { address: string; expiresAt?: number }[], now: number): string[] {
+  const bySet = new Map<SetName, string[]>();
+  for (const b of blocks) {
+    const p = parsePrefix(b.address)!;
+    const list = bySet.get(setFor(p)) ?? [];
+    list.push(verb === 'add' ? element(b, now) : b.address);
+    bySet.set(setFor(p), list);
+  }
+  const out: string[] = [];
+  for (const [set, list] of [...bySet.entries()].sort()) {
+    for (let i = 0; i < list.length; i += CHUNK) out.push(`${verb} element inet ${BLOCK_TABLE} ${set} { ${list.slice(i, i + CHUNK).join(', ')} }`);
+  }
+  return out;
+}
+
+export class Blocks {
+  private purgeTimer?: NodeJS.Timeout;
+  private readonly queue = new SerialQueue();
+
+  constructor(
+    private readonly store: Store,
+    private readonly host: Host,
+    private readonly log: Logger,
+    private readonly events?: EventBus,
+  ) {}
+
+  /** Create the table if needed and load exactly the unexpired blocks from the store, in one transaction. */
+  async start(): Promise<void> {
+    await this.queue.run(() => this.restore());
+    this.purgeTimer = setInterval(() => {
+      const n = this.store.purgeExpiredBlocks();
+      if (n) this.log.info({ expired: n }, 'expired blocks purged');
+    }, 30_000);
+    this.purgeTimer.unref?.();
+  }
+
+  stop(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.purgeTimer = undefined;
+  }
+
+  async restore(): Promise<void> {
+    const now = Date.now();
+    this.store.purgeExpiredBlocks(now);
+    const blocks = this.store.listBlocks(now);
+    const t = `inet ${BLOCK_TABLE}`;
+    const script = [blocksTableScript(), ...['b4h', 'b4n', 'b6h', 'b6n'].map((s) => `flush set ${t} ${s}`), ...elementStatements('add', blocks, now)].join('\n') + '\n';
+    await this.host.nft(script);
+    this.log.info({ blocks: blocks.length }, 'dynamic blocks restored');
+  }
+
+  /** Block addresses (one transaction for the whole batch). Existing entries get the new TTL and reason. */
+  async block(requests: BlockRequest[], source = 'local'): Promise<BlockRecord[]> {
+    const problems: Problem[] = [];
+    const now = Date.now();
+    const records: BlockRecord[] = [];
+    const seen = new Map<string, number>();
+    requests.forEach((r, i) => {
+      const p = typeof r.address === 'string' ? parsePrefix(r.address) : undefined;
+      if (!p) return problems.push({ path: `/${i}/address`, message: 'not an IP address or CIDR' });
+      if (r.ttlSeconds !== undefined && (!Number.isInteger(r.ttlSeconds) || r.ttlSeconds < 1 || r.ttlSeconds > MAX_TTL)) {
+        return problems.push({ path: `/${i}/ttlSeconds`, message: `must be an integer from 1 to ${MAX_TTL}` });
+      }
+      if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 512)) {
+        return problems.push({ path: `/${i}/reason`, message: 'must be a string of at most 512 characters' });
+      }
+      const rec: BlockRecord = {
+        address: p.text,
+        family: p.family,
+        ...(r.ttlSeconds ? { expiresAt: now + r.ttlSeconds * 1000 } : {}),
+        reason: r.reason ?? '',
+        source,
+        createdAt: now,
+      };
+      const dup = seen.get(rec.address);
+      if (dup !== undefined) records[dup] = rec;
+      else {
+        seen.set(rec.address, records.length);
+        records.push(rec);
+      }
+    });
+    if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+    return this.queue.run(async () => {
+      const existing = new Map(this.store.listBlocks(now).map((b) => [b.address, b]));
+      // Prefixes may not overlap in an interval set: refuse a new prefix that overlaps another blocked prefix.
+      const nets = [...existing.values()].map((b) => parsePrefix(b.address)!).filter((p) => setFor(p).endsWith('n'));
+      records.forEach((rec, i) => {
+        const p = parsePrefix(rec.address)!;
+        if (!setFor(p).endsWith('n') || existing.has(rec.address)) return;
+        const clash = nets.find((n) => n.text !== p.text && overlaps(n, p));
+        if (clash) problems.push({ path: `/${i}/address`, message: `overlaps the blocked prefix ${clash.text}` });
+        nets.push(p);
+      });
+      if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+      const fresh = records.filter((r) => !existing.has(r.address));
+      const renewed = records.filter((r) => existing.has(r.address));
+      // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
+      const script = [
+        ...elementStatements('add', fresh, now),
+        ...elementStatements('add', renewed.map((r) => ({ address: r.address })), now),
+        ...elementStatements('delete', renewed, now),
+        ...elementStatements('add', renewed, now),
+      ].join('\n');
+      if (script) await this.host.nft(script + '\n');
+      this.store.upsertBlocks(records.map((r) => (existing.has(r.address) ? { ...r, createdAt: existing.get(r.address)!.createdAt } : r)));
+      this.events?.emit('block', { type: 'added', addresses: records.map((r) => r.address), source });
+      return records;
+    });
+  }
+
+  async unblock(address: string): Promise<boolean> {
+    const p = parsePrefix(address);
+    if (!p) throw RampartError.invalid([{ path: '/address', message: 'not an IP address or CIDR' }]);
+    return this.queue.run(async () => {
+      const rec = this.store.getBlock(p.text);
+      if (!rec) return false;
+      // Add first so the delete cannot fail on an element the kernel already expired.
+      const script = [...elementStatements('add', [{ address: p.text, expiresAt: Date.now() + 1000 }], Date.now()), ...elementStatements('delete', [{ address: p.text }], Date.now())].join('\n');
+      await this.host.nft(script + '\n');
+      this.store.deleteBlock(p.text);
+      this.events?.emit('block', { type: 'removed', addresses: [p.text] });
+      return true;
+    });
+  }
+
+  list(): BlockRecord[] {
+    return this.store.listBlocks();
+  }
+}
