@@ -248,13 +248,13 @@ export function compileRuleset(config: Config): CompiledRuleset {
       const port = parsePort(f.port) as PortRange;
       const tp = f.toPort === undefined ? undefined : (parsePort(f.toPort) as PortRange);
       const src = resolveAddresses(f.source, objects);
-      const srcMatch = src ? addrMatch(ctx, 'saddr', to.family, f.source!, src) : '';
-      if (src && srcMatch === undefined) return;
+      const srcMatch = src ? addrMatch(ctx, 'saddr', to.family, f.source!, src) : `meta nfproto ${to.family === 4 ? 'ipv4' : 'ipv6'}`;
+      if (srcMatch === undefined) return;
       const target = to.family === 4 ? to.text : `[${to.text}]`;
       const toPort = tp && !(tp.lo === port.lo && tp.hi === port.hi) ? `:${tp.lo}` : '';
       const log = f.log ? ` log prefix "rampart:${f.id} "` : '';
       body.emit(
-        `\t\tiifname { ${devs.map(q).join(', ')} } fib daddr type local ${srcMatch ? srcMatch + ' ' : ''}${f.proto} dport ${portSet([port])} counter name "pf_${f.id}"${log} dnat ${to.family === 4 ? 'ip' : 'ip6'} to ${target}${toPort} comment "pf:${f.id}"`,
+        `\t\tiifname { ${devs.map(q).join(', ')} } ${srcMatch} fib daddr type local ${f.proto} dport ${portSet([port])} counter name "pf_${f.id}"${log} dnat ${to.family === 4 ? 'ip' : 'ip6'} to ${target}${toPort} comment "pf:${f.id}"`,
         path,
       );
     });
