@@ -23,7 +23,7 @@ const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
   plan FILE                           what apply would change
   history | show [VERSION] | diff A B the version journal
   status [--json]                     running version and health
-  block ADDR [--ttl S] [-m REASON] | unblock ADDR | blocks [--json]
+  block ADDR...|- [--ttl S] [-m REASON] | unblock ADDR|--all | blocks [--json]
   stats [--json]                      per-rule counters
   trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]
   lab up|down [--prefix P]            the lab topology of network namespaces
@@ -47,6 +47,7 @@ const OPTIONS = {
   proto: { type: 'string' },
   dport: { type: 'string' },
   limit: { type: 'string' },
+  all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -182,16 +183,19 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'block': {
-      if (!args[0]) throw RampartError.invalid([], 'usage: rampart block ADDR [--ttl SECONDS] [-m REASON]');
-      const recs = await call('block', { address: args[0], ttlSeconds: intArg(o.ttl, 'ttlSeconds'), reason: o.message, source: 'local' });
-      o.json ? printJson(recs) : print(`blocked ${recs.map((r: any) => r.address).join(', ')}${o.ttl ? ` for ${o.ttl} s` : ''}`);
+      if (!args.length) throw RampartError.invalid([], 'usage: rampart block ADDR... [--ttl SECONDS] [-m REASON]  (ADDR - reads addresses from stdin, one a line)');
+      const addresses = args[0] === '-' ? readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : args;
+      const ttlSeconds = intArg(o.ttl, 'ttlSeconds');
+      const recs = await call('block', { blocks: addresses.map((address) => ({ address, ttlSeconds, reason: o.message })), source: 'local' });
+      if (o.json) printJson(recs);
+      else print(`blocked ${recs.length <= 5 ? recs.map((r: any) => r.address).join(', ') : `${recs.length} addresses`}${o.ttl ? ` for ${o.ttl} s` : ''}`);
       return 0;
     }
     case 'unblock': {
-      if (!args[0]) throw RampartError.invalid([], 'usage: rampart unblock ADDR');
-      await call('unblock', { address: args[0] });
-      if (!o.json) print(`unblocked ${args[0]}`);
-      else printJson({ removed: true });
+      if (!args[0] && !o.all) throw RampartError.invalid([], 'usage: rampart unblock ADDR | --all');
+      const r = await call('unblock', o.all ? { all: true } : { address: args[0] });
+      if (o.json) printJson(r);
+      else print(o.all ? `removed ${r.removed} block(s)` : `unblocked ${args[0]}`);
       return 0;
     }
     case 'blocks': {

@@ -157,6 +157,7 @@ export class Daemon {
       },
       block: (p) => this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], typeof p.source === 'string' ? p.source.slice(0, 32) : 'local'),
       unblock: async (p) => {
+        if (p.all === true) return { removed: await this.blocks.unblockAll() };
         const removed = await this.blocks.unblock(p.address);
         if (!removed) throw new RampartError('not_found', `${p.address} is not blocked`);
         return { removed: true };
