@@ -66,6 +66,10 @@ interface Ctx {
   zoneDevices: Map<string, string[]>;
   /** Which address-object sets exist, per family. */
   objectSets: Set<string>;
+  /** Per-rule chains already emitted (for rules looked up through maps). */
+  ruleChains: Set<string>;
+  keyCache: Map<Rule, RuleKeys | null>;
+  mapCount: number;
 }
 
 const q = (s: string) => `"${s}"`;
@@ -80,7 +84,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
     list.push(itf.device);
     zoneDevices.set(itf.zone, list);
   }
-  const ctx: Ctx = { config, objects, zoneDevices, objectSets: new Set() };
+  const ctx: Ctx = { config, objects, zoneDevices, objectSets: new Set(), ruleChains: new Set(), keyCache: new Map(), mapCount: 0 };
   const body = new Emitter();
   const counters: Record<string, CounterRef> = {};
 
@@ -321,12 +325,143 @@ function rulesFor(ctx: Ctx, chain: Chain, from: string | null, to: string | null
 }
 
 function emitRuleChain(ctx: Ctx, e: Emitter, name: string, chain: Chain, rules: { rule: Rule; index: number }[]): void {
-  e.emit(`\tchain ${name} {`);
-  for (const { rule, index } of rules) {
-    const path = pointer(['firewall', chain, index]);
-    for (const line of compileRule(ctx, rule)) e.emit(`\t\t${line}`, path);
+  // Runs of consecutive rules that are exact lookups (hosts, single ports) become one verdict-map lookup each, so a
+  // packet costs one hash lookup instead of a walk over thousands of rules. Their keys are disjoint by construction
+  // (a key already taken by an earlier rule is dropped: first match wins), so at most one rule of a run can match.
+  const body: string[][] = [];
+  let i = 0;
+  while (i < rules.length) {
+    const first = ruleKeys(ctx, rules[i].rule);
+    let j = i + 1;
+    if (first) {
+      while (j < rules.length) {
+        const k = ruleKeys(ctx, rules[j].rule);
+        if (!k || k.shape !== first.shape) break;
+        j++;
+      }
+    }
+    if (first && j - i >= MIN_MAP_RUN) {
+      const run = rules.slice(i, j);
+      const mapName = `m_${name}_${ctx.mapCount++}`;
+      const taken = new Set<string>();
+      const elements: Record<'4' | '6' | 'x', string[]> = { '4': [], '6': [], x: [] };
+      for (const { rule, index } of run) {
+        const keys = ruleKeys(ctx, rule)!;
+        for (const fam of ['4', '6', 'x'] as const) {
+          for (const key of keys.keys[fam]) {
+            if (taken.has(fam + key)) continue;
+            taken.add(fam + key);
+            elements[fam].push(`${key} : goto ${ruleChain(ctx, e, rule, pointer(['firewall', chain, index]))}`);
+          }
+        }
+      }
+      const lines: string[] = [];
+      for (const fam of ['4', '6', 'x'] as const) {
+        if (!elements[fam].length) continue;
+        const { type, selector } = keyShape(first.shape, fam);
+        const m = `${mapName}_${fam}`;
+        emitMap(e, m, type, elements[fam], pointer(['firewall', chain, run[0].index]));
+        lines.push(`${selector} vmap @${m}`);
+      }
+      body.push(lines.map((l) => `\t\t${l}`), [pointer(['firewall', chain, run[0].index])]);
+      i = j;
+      continue;
+    }
+    const path = pointer(['firewall', chain, rules[i].index]);
+    body.push(compileRule(ctx, rules[i].rule).map((l) => `\t\t${l}`), [path]);
+    i++;
   }
+  e.emit(`\tchain ${name} {`);
+  for (let k = 0; k < body.length; k += 2) for (const line of body[k]) e.emit(line, body[k + 1][0]);
   e.emit('\t}');
+}
+
+const MIN_MAP_RUN = 4;
+const MAX_KEYS_PER_RULE = 256;
+
+interface RuleKeys {
+  /** Which dimensions the keys have: s(ource) d(estination) and p(roto+port) or o (proto only). */
+  shape: string;
+  /** Key text per family ('x': no address dimension, matches both families). */
+  keys: Record<'4' | '6' | 'x', string[]>;
+}
+
+/** The rule as a set of exact lookup keys, or undefined when it needs a linear rule (prefixes, ranges, limits, ICMP). */
+function ruleKeys(ctx: Ctx, rule: Rule): RuleKeys | undefined {
+  const cached = ctx.keyCache.get(rule);
+  if (cached !== undefined) return cached ?? undefined;
+  const compute = (): RuleKeys | undefined => {
+    if (rule.limit) return undefined;
+    const src = resolveAddresses(rule.source, ctx.objects);
+    const dst = resolveAddresses(rule.destination, ctx.objects);
+    const svc = resolveServices(rule.services, ctx.config.objects.services);
+    const exact = (a: ResolvedAddresses | undefined) => !a || [...a.v4, ...a.v6].every((p) => p.length === (p.family === 4 ? 32 : 128));
+    if (!exact(src) || !exact(dst)) return undefined;
+    let pKind = '';
+    let protoKeys: string[] = [''];
+    if (svc) {
+      if (!svc.every((x) => x.proto === 'tcp' || x.proto === 'udp')) return undefined;
+      if (svc.every((x) => x.ports.length === 0)) {
+        pKind = 'o';
+        protoKeys = [...new Set(svc.map((x) => x.proto))].sort();
+      } else if (svc.every((x) => x.ports.length > 0 && x.ports.every((r) => r.lo === r.hi))) {
+        pKind = 'p';
+        protoKeys = [...new Set(svc.flatMap((x) => x.ports.map((r) => `${x.proto} . ${r.lo}`)))].sort();
+      } else return undefined;
+    }
+    if (!src && !dst && !svc) return undefined;
+    const keys: RuleKeys['keys'] = { '4': [], '6': [], x: [] };
+    const fams: ('4' | '6' | 'x')[] = src || dst ? (['4', '6'] as const).filter((f) => addressFamilies(src).has(Number(f) as Family) && addressFamilies(dst).has(Number(f) as Family)) : ['x'];
+    for (const fam of fams) {
+      const pick = (a: ResolvedAddresses | undefined) => (a ? dedupe(fam === '4' ? a.v4 : a.v6).map((p) => p.text) : ['']);
+      const ss = pick(src);
+      const ds = pick(dst);
+      if (ss.length * ds.length * protoKeys.length > MAX_KEYS_PER_RULE) return undefined;
+      for (const a of ss) for (const b of ds) for (const c of protoKeys) keys[fam].push([a, b, c].filter(Boolean).join(' . '));
+    }
+    return { shape: `${src ? 's' : ''}${dst ? 'd' : ''}${pKind}`, keys };
+  };
+  const r = compute();
+  ctx.keyCache.set(rule, r ?? null);
+  return r;
+}
+
+function keyShape(shape: string, fam: '4' | '6' | 'x'): { type: string; selector: string } {
+  const addrType = fam === '4' ? 'ipv4_addr' : 'ipv6_addr';
+  const ip = fam === '4' ? 'ip' : 'ip6';
+  const types: string[] = [];
+  const sel: string[] = [];
+  if (shape.includes('s')) (types.push(addrType), sel.push(`${ip} saddr`));
+  if (shape.includes('d')) (types.push(addrType), sel.push(`${ip} daddr`));
+  if (shape.includes('p')) (types.push('inet_proto', 'inet_service'), sel.push('meta l4proto', 'th dport'));
+  if (shape.includes('o')) (types.push('inet_proto'), sel.push('meta l4proto'));
+  return { type: types.join(' . '), selector: sel.join(' . ') };
+}
+
+/** The chain that carries a mapped rule's counter, log and verdict (shared by every zone chain the rule is in). */
+function ruleChain(ctx: Ctx, e: Emitter, rule: Rule, path: string): string {
+  const name = `rule_${rule.id}`;
+  if (ctx.ruleChains.has(name)) return name;
+  ctx.ruleChains.add(name);
+  const tail = statements(rule);
+  e.emit(`\tchain ${name} {`, path);
+  if (rule.action === 'reject') {
+    e.emit(`\t\tmeta l4proto tcp ${tail} reject with tcp reset comment "rule:${rule.id}"`, path);
+    e.emit(`\t\t${tail} reject with icmpx type port-unreachable comment "rule:${rule.id}"`, path);
+  } else e.emit(`\t\t${tail} ${rule.action} comment "rule:${rule.id}"`, path);
+  e.emit('\t}', path);
+  return name;
+}
+
+function emitMap(e: Emitter, name: string, type: string, elements: string[], path: string): void {
+  e.emit(`\tmap ${name} {`, path);
+  e.emit(`\t\ttype ${type} : verdict`, path);
+  e.emit('\t\telements = {', path);
+  for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) {
+    e.emit(`\t\t\t${elements.slice(i, i + ELEMENTS_PER_LINE).join(', ')}${i + ELEMENTS_PER_LINE < elements.length ? ',' : ''}`, path);
+  }
+  e.emit('\t\t}', path);
+  e.emit('\t}', path);
 }
 
 /** One rule → one or more nft rule lines (per address family and protocol as needed), sharing its named counter. */
