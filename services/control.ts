@@ -45,19 +45,29 @@ export class ControlServer {
     this.sockets.add(sock);
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => sock.destroy());
-    let buf = '';
     sock.setEncoding('utf8');
+    let parts: string[] = [];
+    let size = 0;
     sock.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_REQUEST) {
-        sock.end(JSON.stringify({ id: null, error: { code: 'invalid_input', message: 'request too large', details: [] } }) + '\n');
-        return;
-      }
+      // Look for newlines in the new chunk only: requests can be megabytes long.
+      let start = 0;
       let nl: number;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      while ((nl = chunk.indexOf('\n', start)) !== -1) {
+        parts.push(chunk.slice(start, nl));
+        const line = parts.join('');
+        parts = [];
+        size = 0;
+        start = nl + 1;
         if (line.trim()) void this.answer(sock, line);
+      }
+      if (start < chunk.length) {
+        parts.push(chunk.slice(start));
+        size += chunk.length - start;
+      }
+      if (size > MAX_REQUEST) {
+        parts = [];
+        size = 0;
+        sock.end(JSON.stringify({ id: null, error: { code: 'invalid_input', message: 'request too large', details: [] } }) + '\n');
       }
     });
   }

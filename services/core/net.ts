@@ -1,5 +1,4 @@
 /** Address parsing and normalisation shared by validation, the compiler, blocks and trace. */
-import ipaddr from 'ipaddr.js';
 
 export type Family = 4 | 6;
 
@@ -15,57 +14,124 @@ export interface Prefix {
   value: bigint;
 }
 
-function toBigInt(bytes: number[]): bigint {
-  let v = 0n;
-  for (const b of bytes) v = (v << 8n) | BigInt(b);
-  return v;
-}
-
-function fromBigInt(v: bigint, family: Family): string {
-  const n = family === 4 ? 4 : 16;
-  const bytes: number[] = [];
-  for (let i = 0; i < n; i++) {
-    bytes.unshift(Number(v & 0xffn));
-    v >>= 8n;
+/** Parse dotted-quad IPv4 (no leading zeros) to a 32-bit number, or -1. */
+function parseV4(s: string): number {
+  let value = 0;
+  let parts = 0;
+  let i = 0;
+  const n = s.length;
+  while (parts < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      octet = octet * 10 + (c - 48);
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || octet > 255 || (len > 1 && s.charCodeAt(start) === 48)) return -1;
+    value = value * 256 + octet;
+    parts++;
+    if (parts < 4) {
+      if (s.charCodeAt(i) !== 46) return -1;
+      i++;
+    }
   }
-  return ipaddr.fromByteArray(bytes).toString();
+  return i === n ? value : -1;
 }
 
-const V4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
-const V6_RE = /^[0-9A-Fa-f:.]+$/;
+/** Parse IPv6 text (with optional embedded IPv4 tail) to 8 groups, or undefined. */
+function parseV6(s: string): number[] | undefined {
+  if (s.length < 2 || s.length > 45) return undefined;
+  const dbl = s.indexOf('::');
+  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return undefined;
+  const parseSide = (side: string): number[] | undefined => {
+    if (side === '') return [];
+    const out: number[] = [];
+    const items = side.split(':');
+    for (let k = 0; k < items.length; k++) {
+      const it = items[k];
+      if (k === items.length - 1 && it.includes('.')) {
+        const v4 = parseV4(it);
+        if (v4 < 0) return undefined;
+        out.push(Math.floor(v4 / 65536), v4 % 65536);
+        continue;
+      }
+      if (!/^[0-9A-Fa-f]{1,4}$/.test(it)) return undefined;
+      out.push(parseInt(it, 16));
+    }
+    return out;
+  };
+  let groups: number[] | undefined;
+  if (dbl === -1) {
+    groups = parseSide(s);
+    if (!groups || groups.length !== 8) return undefined;
+  } else {
+    const head = parseSide(s.slice(0, dbl));
+    const tail = parseSide(s.slice(dbl + 2));
+    if (!head || !tail || head.length + tail.length > 7) return undefined;
+    groups = [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+  }
+  return groups;
+}
+
+/** RFC 5952 text of 8 groups: lower case, longest run (≥ 2) of zero groups as "::". */
+function formatV6(g: number[]): string {
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  if (bestStart === -1) return hex(g);
+  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+}
+
+const V4_MASKS = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
 
 /** Parse an IPv4/IPv6 address or CIDR; host bits are cleared. Returns undefined if it is neither. */
 export function parsePrefix(input: string): Prefix | undefined {
   if (typeof input !== 'string' || input.length > 64) return undefined;
   const slash = input.indexOf('/');
   const addrPart = slash === -1 ? input : input.slice(0, slash);
-  const lenPart = slash === -1 ? undefined : input.slice(slash + 1);
-  if (!(V4_RE.test(addrPart) || (addrPart.includes(':') && V6_RE.test(addrPart)))) return undefined;
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    if (V4_RE.test(addrPart)) {
-      if (!ipaddr.IPv4.isValidFourPartDecimal(addrPart)) return undefined;
-      addr = ipaddr.IPv4.parse(addrPart);
-    } else {
-      if (addrPart.includes('%')) return undefined;
-      addr = ipaddr.IPv6.parse(addrPart);
-    }
-  } catch {
-    return undefined;
-  }
-  const family: Family = addr.kind() === 'ipv4' ? 4 : 6;
-  const max = family === 4 ? 32 : 128;
-  let length = max;
-  if (lenPart !== undefined) {
-    if (!/^\d{1,3}$/.test(lenPart)) return undefined;
+  let length: number | undefined;
+  if (slash !== -1) {
+    const lenPart = input.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(lenPart)) return undefined;
     length = Number(lenPart);
-    if (length > max) return undefined;
   }
-  const raw = toBigInt(addr.toByteArray());
-  const hostBits = BigInt(max - length);
-  const value = (raw >> hostBits) << hostBits;
-  const address = fromBigInt(value, family);
-  return { family, address, length, value, text: length === max ? address : `${address}/${length}` };
+  if (!addrPart.includes(':')) {
+    const v = parseV4(addrPart);
+    if (v < 0) return undefined;
+    const len = length ?? 32;
+    if (len > 32) return undefined;
+    const net = (v & V4_MASKS[len]) >>> 0;
+    const address = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}`;
+    return { family: 4, address, length: len, value: BigInt(net), text: len === 32 ? address : `${address}/${len}` };
+  }
+  const g = parseV6(addrPart);
+  if (!g) return undefined;
+  const len = length ?? 128;
+  if (len > 128) return undefined;
+  for (let i = 0; i < 8; i++) {
+    const bitsHere = Math.min(16, Math.max(0, len - i * 16));
+    g[i] = bitsHere === 16 ? g[i] : bitsHere === 0 ? 0 : g[i] & ((0xffff << (16 - bitsHere)) & 0xffff);
+  }
+  let value = 0n;
+  for (let i = 0; i < 8; i++) value = (value << 16n) | BigInt(g[i]);
+  const address = formatV6(g);
+  return { family: 6, address, length: len, value, text: len === 128 ? address : `${address}/${len}` };
 }
 
 /** Parse a single address (no prefix). */

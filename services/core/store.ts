@@ -60,19 +60,15 @@ const MIGRATIONS: string[] = [
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
-/** Canonical JSON (sorted keys) for hashing documents. */
+/** Canonical JSON (object keys sorted at every depth, undefined members dropped) for hashing documents. */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
-  const obj = value as Record<string, unknown>;
   return (
-    '{' +
-    Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort()
-      .map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k]))
-      .join(',') +
-    '}'
+    JSON.stringify(value, (_key, v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+      const sorted: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) sorted[k] = v[k];
+      return sorted;
+    }) ?? 'null'
   );
 }
 
@@ -157,7 +153,15 @@ export class Store {
         'INSERT INTO versions (created_at, author, source, message, state, hash, document) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
       .run(now, v.author, v.source, v.message ?? '', v.state, documentHash(v.document), docText);
-    return this.getVersion(Number(info.lastInsertRowid))!;
+    return this.getVersionMeta(Number(info.lastInsertRowid))!;
+  }
+
+  /** A version without its document (cheap for big documents). */
+  getVersionMeta(version: number): VersionRecord | undefined {
+    const r = this.sql
+      .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE version = ?")
+      .get(version) as VersionRow | undefined;
+    return r && toVersion(r, false);
   }
 
   updateVersion(version: number, patch: { state?: VersionState; appliedAt?: string | null; confirmDeadline?: string | null; error?: string | null }): void {
@@ -189,6 +193,14 @@ export class Store {
       .prepare("SELECT * FROM versions WHERE state IN ('applied', 'pending_confirm') ORDER BY version DESC LIMIT 1")
       .get() as VersionRow | undefined;
     return r && toVersion(r);
+  }
+
+  /** The running version without its document (cheap). */
+  runningVersionMeta(): VersionRecord | undefined {
+    const r = this.sql
+      .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE state IN ('applied', 'pending_confirm') ORDER BY version DESC LIMIT 1")
+      .get() as VersionRow | undefined;
+    return r && toVersion(r, false);
   }
 
   pendingVersion(): VersionRecord | undefined {

@@ -10,7 +10,7 @@ import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
 import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
-import { compileRuleset, TABLE, type CompiledRuleset } from './compile.ts';
+import { compileRuleset, LISTS_TABLE, TABLE, type CompiledRuleset } from './compile.ts';
 import { configDiff } from './config-diff.ts';
 
 export interface ApplyRequest {
@@ -43,6 +43,8 @@ export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
 export class Firewall {
   private confirmTimer?: NodeJS.Timeout;
   private readonly queue = new SerialQueue();
+  /** Fingerprint of the blocklists table the kernel holds, as far as this process knows. */
+  private listsLoaded?: string;
 
   constructor(
     private readonly store: Store,
@@ -63,7 +65,8 @@ export class Firewall {
       if (!running) return;
       const compiled = compileRuleset(parseConfig(running.document));
       const inKernel = await this.kernelFingerprint();
-      if (inKernel !== compiled.fingerprint) {
+      this.listsLoaded = await this.kernelFingerprint(LISTS_TABLE);
+      if (inKernel !== compiled.fingerprint || this.listsLoaded !== compiled.lists.fingerprint) {
         this.log.warn({ version: running.version, inKernel }, 'kernel ruleset differs from the running version: re-applying');
         await this.load(compiled);
       }
@@ -75,10 +78,13 @@ export class Firewall {
     this.confirmTimer = undefined;
   }
 
-  /** The fingerprint in the comment of `table inet rampart`, or undefined when the table is missing. */
-  async kernelFingerprint(): Promise<string | undefined> {
-    const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', TABLE], { allowFailure: true });
-    if (res.exitCode !== 0) return undefined;
+  /**
+   * The fingerprint in the comment of one of our tables: undefined when the main table is missing, 'none' when the
+   * lists table is missing (which is right for a config without blocklists).
+   */
+  async kernelFingerprint(table = TABLE): Promise<string | undefined> {
+    const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', table], { allowFailure: true });
+    if (res.exitCode !== 0) return table === LISTS_TABLE ? 'none' : undefined;
     return /comment "rampart ([0-9a-f]{64})"/.exec(res.stdout)?.[1];
   }
 
@@ -86,8 +92,12 @@ export class Firewall {
     return this.queue.run(async () => {
       const pending = this.store.pendingVersion();
       if (pending) throw new RampartError('conflict', `version ${pending.version} is waiting for confirmation: confirm or roll it back first`);
-      const compiled = compileRuleset(parseConfig(req.document));
-      const previous = this.store.runningVersion();
+      const t0 = performance.now();
+      const config = parseConfig(req.document);
+      const t1 = performance.now();
+      const compiled = compileRuleset(config);
+      const t2 = performance.now();
+      const previous = this.store.runningVersionMeta();
       try {
         await this.load(compiled);
       } catch (err) {
@@ -97,6 +107,7 @@ export class Firewall {
         this.log.error({ version: failed.version, err: e.message }, 'apply failed; the kernel keeps the previous ruleset');
         throw new RampartError('apply_failed', `apply failed, nothing changed: ${e.message}`, e.problems);
       }
+      const t3 = performance.now();
       const now = new Date();
       const confirm = req.confirmSeconds && req.confirmSeconds > 0 ? req.confirmSeconds : undefined;
       const rec = this.store.sql.transaction(() => {
@@ -106,10 +117,15 @@ export class Firewall {
           confirmDeadline: confirm ? new Date(now.getTime() + confirm * 1000).toISOString() : null,
         });
         if (previous && !confirm) this.store.updateVersion(previous.version, { state: 'superseded' });
-        return this.store.getVersion(v.version)!;
+        return this.store.getVersionMeta(v.version)!;
       })();
       if (confirm) this.armConfirm(rec);
-      this.log.info({ version: rec.version, source: rec.source, author: rec.author, confirm }, 'configuration applied');
+      const ms = (a: number, b: number) => Math.round(b - a);
+      const t4 = performance.now();
+      this.log.info(
+        { version: rec.version, source: rec.source, author: rec.author, confirm, ms: { validate: ms(t0, t1), compile: ms(t1, t2), nft: ms(t2, t3), journal: ms(t3, t4) } },
+        'configuration applied',
+      );
       this.events?.emit('config', { type: 'applied', version: rec.version, state: rec.state });
       return rec;
     });
@@ -182,7 +198,10 @@ export class Firewall {
     this.stop();
     const good = this.store.lastGoodVersion(pending.version);
     if (good) await this.load(compileRuleset(parseConfig(good.document)));
-    else await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\n`);
+    else {
+      await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\ntable inet ${LISTS_TABLE}\ndelete table inet ${LISTS_TABLE}\n`);
+      this.listsLoaded = 'none';
+    }
     this.store.sql.transaction(() => {
       this.store.updateVersion(pending.version, { state: 'reverted', error: reason, confirmDeadline: null });
       if (good) this.store.updateVersion(good.version, { state: 'applied' });
@@ -192,11 +211,18 @@ export class Firewall {
     return good && this.store.getVersion(good.version);
   }
 
+  /**
+   * One transaction. The blocklists table is left out when the kernel already holds exactly the compiled lists
+   * (big lists are not reloaded for a rule change).
+   */
   private async load(compiled: CompiledRuleset): Promise<void> {
-    const res = await this.host.nft(compiled.script, { allowFailure: true });
+    const mainOnly = this.listsLoaded !== undefined && this.listsLoaded === compiled.lists.fingerprint;
+    const part = mainOnly ? compiled.main : compiled;
+    const res = await this.host.nft(part.script, { allowFailure: true });
     if (res.exitCode !== 0) {
-      const problems = mapNftErrors(res.stderr, compiled.lineMap);
+      const problems = mapNftErrors(res.stderr, part.lineMap);
       throw new RampartError('apply_failed', problems[0]?.message ?? 'nft failed', problems);
     }
+    this.listsLoaded = compiled.lists.fingerprint;
   }
 }

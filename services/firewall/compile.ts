@@ -5,8 +5,9 @@
  *
  * Shape of the table:
  *  - named counters `r_<rule id>`, `pf_<id>`, `sn_<id>`, `bl_<list>` (read cheaply with `nft list counters`);
- *  - address objects and blocklists as named sets (single addresses in hash sets, prefixes in interval sets);
- *  - base chains input / forward / output: blocklists, then ct state (established/related accepted, invalid
+ *  - address objects as named sets; runs of exact-match rules as verdict maps into per-rule chains;
+ *  - blocklists in a table of their own (`inet rampart_lists`, hooked just before), loaded only when they change;
+ *  - base chains input / forward / output: ct state (established/related accepted, invalid
  *    dropped), then zone dispatch through verdict maps on interface names into per-zone(-pair) chains that hold
  *    only the rules that can apply there, in config order (first match wins, then the chain policy);
  *  - dstnat / srcnat chains for port forwards, SNAT and masquerade.
@@ -27,7 +28,16 @@ import {
 } from '../core/validate.ts';
 
 export const TABLE = 'rampart';
+export const LISTS_TABLE = 'rampart_lists';
+/** Bump when the rendering of the lists table changes, so kernels holding the old rendering get the new one. */
+const LISTS_FORMAT = 1;
 const ELEMENTS_PER_LINE = 500;
+/**
+ * Chain and set names join config names with dots, which config names cannot hold, and use these two markers,
+ * which no zone name can be (zone names start with a letter), so no two scopes can ever share a name.
+ */
+const UNZONED = '_unzoned';
+const ANY_ZONE = '_any';
 /** ICMPv6 that IPv6 cannot work without (neighbour discovery, router discovery, MLD). */
 const ICMPV6_ESSENTIAL =
   'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld2-listener-report';
@@ -44,8 +54,12 @@ export interface CompiledRuleset {
   lineMap: string[];
   /** Named counter → what it counts. */
   counters: Record<string, CounterRef>;
-  /** sha256 of the script body, also written as the table's comment, to recognise the ruleset in the kernel. */
+  /** sha256 of the main table's body, also written as its comment, to recognise the ruleset in the kernel. */
   fingerprint: string;
+  /** The main table alone (its lines come first in `script`, so its line map is a prefix of `lineMap`). */
+  main: { script: string; lineMap: string[] };
+  /** Fingerprint of the blocklists table ('none': no blocklists, the table is removed). */
+  lists: { fingerprint: string };
 }
 
 class Emitter {
@@ -98,7 +112,6 @@ export function compileRuleset(config: Config): CompiledRuleset {
   }
   config.firewall.nat.portForwards.forEach((f, i) => counter(`pf_${f.id}`, { kind: 'portForward', id: f.id, path: pointer(['firewall', 'nat', 'portForwards', i]) }));
   config.firewall.nat.snat.forEach((s, i) => counter(`sn_${s.id}`, { kind: 'snat', id: s.id, path: pointer(['firewall', 'nat', 'snat', i]) }));
-  config.firewall.blocklists.forEach((b, i) => counter(`bl_${b.name}`, { kind: 'blocklist', id: b.name, path: pointer(['firewall', 'blocklists', i]) }));
   const antiLockout = antiLockoutSpec(config);
   if (antiLockout) counter('anti_lockout', { kind: 'antiLockout', id: 'anti-lockout', path: '/firewall/antiLockout' });
 
@@ -109,42 +122,9 @@ export function compileRuleset(config: Config): CompiledRuleset {
     for (const fam of [4, 6] as const) {
       const list = aggregate(fam === 4 ? resolved.v4 : resolved.v6);
       if (!list.length) continue;
-      ctx.objectSets.add(`a_${name}_${fam}`);
-      emitSet(body, `a_${name}_${fam}`, fam, true, list.map((p) => p.text), path);
+      ctx.objectSets.add(`a.${name}.${fam}`);
+      emitSet(body, `a.${name}.${fam}`, fam, true, list.map((p) => p.text), path);
     }
-  }
-
-  // Blocklists: single addresses in hash sets, prefixes in interval sets.
-  const blocklistSets: { set: string; fam: Family; counter: string; path: string }[] = [];
-  config.firewall.blocklists.forEach((b, i) => {
-    const path = pointer(['firewall', 'blocklists', i]);
-    const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
-    for (const e of b.entries) {
-      const p = parsePrefix(e);
-      if (!p) continue;
-      const host = p.length === (p.family === 4 ? 32 : 128);
-      split[`${p.family}${host ? 'h' : 'n'}`].push(p);
-    }
-    for (const key of ['4h', '4n', '6h', '6n']) {
-      const fam = Number(key[0]) as Family;
-      const interval = key[1] === 'n';
-      const list = interval ? aggregate(split[key]) : dedupe(split[key]);
-      if (!list.length) continue;
-      const set = `bl_${b.name}_${key}`;
-      emitSet(body, set, fam, interval, list.map((p) => p.text), path);
-      blocklistSets.push({ set, fam, counter: `bl_${b.name}`, path });
-    }
-  });
-
-  // Blocklist chain, shared by input, forward and output.
-  if (blocklistSets.length) {
-    body.emit('\tchain blocklists {');
-    for (const s of blocklistSets) {
-      const ip = s.fam === 4 ? 'ip' : 'ip6';
-      body.emit(`\t\t${ip} saddr @${s.set} counter name ${q(s.counter)} drop`, s.path);
-      body.emit(`\t\t${ip} daddr @${s.set} counter name ${q(s.counter)} drop`, s.path);
-    }
-    body.emit('\t}');
   }
 
   // Per-zone rule chains.
@@ -153,7 +133,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
   for (const z of [...zones, null]) {
     const rules = rulesFor(ctx, 'input', z, undefined);
     if (!rules.length) continue;
-    const name = `in_${z ?? 'other'}`;
+    const name = `in.${z ?? UNZONED}`;
     emitRuleChain(ctx, body, name, 'input', rules);
     inputChains.set(z ?? '', name);
   }
@@ -163,18 +143,18 @@ export function compileRuleset(config: Config): CompiledRuleset {
     for (const to of zones) {
       const rules = rulesFor(ctx, 'forward', from, to);
       if (!rules.length) continue;
-      const name = `fwd_${from ?? 'other'}_${to}`;
+      const name = `fwd.${from ?? UNZONED}.${to}`;
       emitRuleChain(ctx, body, name, 'forward', rules);
       pairs.push([to, name]);
     }
     const restRules = rulesFor(ctx, 'forward', from, null);
     let rest: string | undefined;
     if (restRules.length) {
-      rest = `fwd_${from ?? 'other'}_other`;
+      rest = `fwd.${from ?? UNZONED}.${ANY_ZONE}`;
       emitRuleChain(ctx, body, rest, 'forward', restRules);
     }
     if (!pairs.length && !rest) continue;
-    const dispatch = `fwd_from_${from ?? 'other'}`;
+    const dispatch = `fwd.${from ?? UNZONED}`;
     body.emit(`\tchain ${dispatch} {`);
     const elems = pairs.flatMap(([to, chain]) => zoneDevices.get(to)!.map((d) => `${q(d)} : goto ${chain}`));
     if (elems.length) body.emit(`\t\toifname vmap { ${elems.join(', ')} }`);
@@ -190,7 +170,6 @@ export function compileRuleset(config: Config): CompiledRuleset {
   body.emit('\tchain input {');
   body.emit(`\t\ttype filter hook input priority filter; policy ${policy.input};`, '/firewall/policy/input');
   body.emit('\t\tiifname "lo" accept');
-  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
   body.emit(ctState);
   body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
   if (antiLockout) {
@@ -207,7 +186,6 @@ export function compileRuleset(config: Config): CompiledRuleset {
   // forward
   body.emit('\tchain forward {');
   body.emit(`\t\ttype filter hook forward priority filter; policy ${policy.forward};`, '/firewall/policy/forward');
-  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
   body.emit(ctState);
   config.firewall.nat.portForwards.forEach((f, i) => {
     if (!f.enabled) return;
@@ -222,16 +200,15 @@ export function compileRuleset(config: Config): CompiledRuleset {
       pointer(['firewall', 'nat', 'portForwards', i]),
     );
   });
-  const fwdElems = zones.filter((z) => forwardDispatch.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto fwd_from_${z}`));
+  const fwdElems = zones.filter((z) => forwardDispatch.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto fwd.${z}`));
   if (fwdElems.length) body.emit(`\t\tiifname vmap { ${fwdElems.join(', ')} }`);
-  if (forwardDispatch.has('')) body.emit('\t\tgoto fwd_from_other');
+  if (forwardDispatch.has('')) body.emit(`\t\tgoto fwd.${UNZONED}`);
   body.emit('\t}');
 
   // output
   body.emit('\tchain output {');
   body.emit(`\t\ttype filter hook output priority filter; policy ${policy.output};`, '/firewall/policy/output');
   body.emit('\t\toifname "lo" accept');
-  if (blocklistSets.length) body.emit('\t\tjump blocklists', '/firewall/blocklists');
   if (policy.output === 'drop') {
     body.emit('\t\tct state { established, related } accept');
     body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
@@ -306,7 +283,80 @@ export function compileRuleset(config: Config): CompiledRuleset {
   out.lines.push(...body.lines);
   out.map.push(...body.map);
   out.emit('}');
-  return { script: out.lines.join('\n') + '\n', lineMap: out.map, counters, fingerprint };
+  config.firewall.blocklists.forEach((b, i) => (counters[`bl_${b.name}`] = { kind: 'blocklist', id: b.name, path: pointer(['firewall', 'blocklists', i]) }));
+  const main = { script: out.lines.join('\n') + '\n', lineMap: out.map };
+  const listsFp = listsFingerprint(config);
+  // The lists table is rendered only when asked for: the applier skips it when the kernel already holds it.
+  let lists: { lines: string[]; map: string[] } | undefined;
+  const renderLists = () => (lists ??= compileLists(config, listsFp));
+  return {
+    get script() {
+      return main.script + renderLists().lines.join('\n') + '\n';
+    },
+    get lineMap() {
+      return [...main.lineMap, ...renderLists().map];
+    },
+    counters,
+    fingerprint,
+    main,
+    lists: { fingerprint: listsFp },
+  };
+}
+
+/** Fingerprint of the blocklists section: what the lists table's comment records. */
+export function listsFingerprint(config: Config): string {
+  if (!config.firewall.blocklists.length) return 'none';
+  const h = createHash('sha256').update(`lists-format ${LISTS_FORMAT}\n`);
+  for (const b of config.firewall.blocklists) h.update(JSON.stringify([b.name, b.entries]));
+  return h.digest('hex');
+}
+
+/**
+ * Blocklists live in `table inet LISTS_TABLE`, hooked just before the main table, so that big lists are loaded only
+ * when they change (the applier leaves an unchanged lists table alone) and never slow down a rule change.
+ * Single addresses go into hash sets, prefixes into interval sets. Without blocklists the table is removed.
+ */
+function compileLists(config: Config, fingerprint: string): { lines: string[]; map: string[] } {
+  const body = new Emitter();
+  const sets: { set: string; fam: Family; counter: string; path: string }[] = [];
+  config.firewall.blocklists.forEach((b, i) => body.emit(`\tcounter bl_${b.name} { }`, pointer(['firewall', 'blocklists', i])));
+  config.firewall.blocklists.forEach((b, i) => {
+    const path = pointer(['firewall', 'blocklists', i]);
+    const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
+    for (const e of b.entries) {
+      const p = parsePrefix(e);
+      if (!p) continue;
+      const host = p.length === (p.family === 4 ? 32 : 128);
+      split[`${p.family}${host ? 'h' : 'n'}`].push(p);
+    }
+    for (const key of ['4h', '4n', '6h', '6n']) {
+      const fam = Number(key[0]) as Family;
+      const interval = key[1] === 'n';
+      const list = interval ? aggregate(split[key]) : dedupe(split[key]);
+      if (!list.length) continue;
+      const set = `bl.${b.name}.${key}`;
+      emitSet(body, set, fam, interval, list.map((p) => p.text), path);
+      sets.push({ set, fam, counter: `bl_${b.name}`, path });
+    }
+  });
+  for (const [hook, dirs] of [['input', ['saddr']], ['forward', ['saddr', 'daddr']], ['output', ['daddr']]] as const) {
+    body.emit(`\tchain ${hook} {`);
+    body.emit(`\t\ttype filter hook ${hook} priority filter - 5; policy accept;`);
+    for (const s of sets) {
+      for (const dir of dirs) body.emit(`\t\t${s.fam === 4 ? 'ip' : 'ip6'} ${dir} @${s.set} counter name ${q(s.counter)} drop`, s.path);
+    }
+    body.emit('\t}');
+  }
+  const out = new Emitter();
+  out.emit(`table inet ${LISTS_TABLE}`);
+  out.emit(`delete table inet ${LISTS_TABLE}`);
+  if (!config.firewall.blocklists.length) return { lines: out.lines, map: out.map };
+  out.emit(`table inet ${LISTS_TABLE} {`);
+  out.emit(`\tcomment "rampart ${fingerprint}"`);
+  out.lines.push(...body.lines);
+  out.map.push(...body.map);
+  out.emit('}');
+  return { lines: out.lines, map: out.map };
 }
 
 /** Rules of one chain that can apply to traffic from zone `from` (null: an interface in no zone) to `to`. */
@@ -342,7 +392,7 @@ function emitRuleChain(ctx: Ctx, e: Emitter, name: string, chain: Chain, rules: 
     }
     if (first && j - i >= MIN_MAP_RUN) {
       const run = rules.slice(i, j);
-      const mapName = `m_${name}_${ctx.mapCount++}`;
+      const mapName = `m.${name}.${ctx.mapCount++}`;
       const taken = new Set<string>();
       const elements: Record<'4' | '6' | 'x', string[]> = { '4': [], '6': [], x: [] };
       for (const { rule, index } of run) {
@@ -359,7 +409,7 @@ function emitRuleChain(ctx: Ctx, e: Emitter, name: string, chain: Chain, rules: 
       for (const fam of ['4', '6', 'x'] as const) {
         if (!elements[fam].length) continue;
         const { type, selector } = keyShape(first.shape, fam);
-        const m = `${mapName}_${fam}`;
+        const m = `${mapName}.${fam}`;
         emitMap(e, m, type, elements[fam], pointer(['firewall', chain, run[0].index]));
         lines.push(`${selector} vmap @${m}`);
       }
@@ -440,7 +490,7 @@ function keyShape(shape: string, fam: '4' | '6' | 'x'): { type: string; selector
 
 /** The chain that carries a mapped rule's counter, log and verdict (shared by every zone chain the rule is in). */
 function ruleChain(ctx: Ctx, e: Emitter, rule: Rule, path: string): string {
-  const name = `rule_${rule.id}`;
+  const name = `rule.${rule.id}`;
   if (ctx.ruleChains.has(name)) return name;
   ctx.ruleChains.add(name);
   const tail = statements(rule);
@@ -517,7 +567,7 @@ function statements(rule: Rule): string {
 function addrMatch(ctx: Ctx, dir: 'saddr' | 'daddr', fam: Family, refs: readonly string[], resolved: ResolvedAddresses): string | undefined {
   const ip = fam === 4 ? 'ip' : 'ip6';
   if (refs.length === 1 && Object.hasOwn(ctx.objects, refs[0])) {
-    const set = `a_${refs[0]}_${fam}`;
+    const set = `a.${refs[0]}.${fam}`;
     return ctx.objectSets.has(set) ? `${ip} ${dir} @${set}` : undefined;
   }
   const list = aggregate(fam === 4 ? resolved.v4 : resolved.v6);
@@ -572,10 +622,11 @@ export function aggregate(list: Prefix[]): Prefix[] {
   return out;
 }
 
+/** Drop repeated addresses, keeping the first occurrence (hash sets need no order; the output stays deterministic). */
 function dedupe(list: Prefix[]): Prefix[] {
   const seen = new Set<string>();
   const out: Prefix[] = [];
-  for (const p of [...list].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))) {
+  for (const p of list) {
     if (seen.has(p.text)) continue;
     seen.add(p.text);
     out.push(p);

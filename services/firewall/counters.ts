@@ -1,7 +1,7 @@
 /** Per-rule packet/byte counters, read from the named counters of `table inet rampart` (no rules or sets listed). */
 import type { Host } from '../host/exec.ts';
 import type { CounterRef } from './compile.ts';
-import { TABLE } from './compile.ts';
+import { LISTS_TABLE, TABLE } from './compile.ts';
 import { BLOCK_TABLE } from './blocks.ts';
 
 export interface CounterValue {
@@ -31,6 +31,7 @@ async function listCounters(host: Host, table: string): Promise<Map<string, { pa
 
 export async function readCounters(host: Host, refs: Record<string, CounterRef>): Promise<Counters> {
   const values = await listCounters(host, TABLE);
+  for (const [k, v] of await listCounters(host, LISTS_TABLE)) values.set(k, v);
   const out: Counters = { rules: {}, portForwards: {}, snat: {}, blocklists: {} };
   for (const [name, ref] of Object.entries(refs)) {
     const v = values.get(name);

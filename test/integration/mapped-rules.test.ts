@@ -52,7 +52,7 @@ const expectStatus: Record<string, string[]> = { accept: ['open'], drop: ['timeo
 test('verdict maps decide like the ordered rule list', async () => {
   const cfg = config();
   const { script } = compileRuleset(cfg);
-  assert.ok(script.includes('vmap @m_fwd_lan_wan_0_4'), 'the run is compiled into a map');
+  assert.ok(script.includes('vmap @m.fwd.lan.wan.0.4'), 'the run is compiled into a map');
   await new Host(lab.fw).nft(script);
   const targets: (ProbeTarget & { src: string })[] = [];
   HOSTS.forEach((h, k) => {
