@@ -260,7 +260,8 @@ async function serve(dataDir: string, netns: string | undefined, o: Opts): Promi
   const log = createLogger();
   const seed = o.config ? readDocument(o.config) : undefined;
   if (seed !== undefined) parseConfig(seed);
-  const daemon = new Daemon({ dataDir, netns, seed, log });
+  const watch = Number(process.env.RAMPART_WATCH_SECONDS ?? 60);
+  const daemon = new Daemon({ dataDir, netns, seed, log, watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000 });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -25,6 +25,8 @@ export interface DaemonOptions {
   /** A configuration document that seeds version 1 when the journal is empty. */
   seed?: unknown;
   log: Logger;
+  /** How often the firewall watchdog compares the kernel with the running version (default 60 s). */
+  watchIntervalMs?: number;
 }
 
 const startedAt = Date.now();
@@ -51,12 +53,13 @@ export class Daemon {
   async start(): Promise<void> {
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
-    await this.blocks.start();
+    await this.blocks.start(this.opts.watchIntervalMs ?? 60_000);
     await this.firewall.start();
     if (this.opts.seed !== undefined && this.store.listVersions(1).length === 0) {
       const v = await this.firewall.apply({ document: this.opts.seed, author: 'system', source: 'local', message: 'initial configuration' });
       this.log.info({ version: v.version }, 'seeded the first version');
     }
+    this.firewall.watch(this.opts.watchIntervalMs ?? 60_000);
     await this.control.start();
     this.log.info({ dataDir: this.opts.dataDir, netns: this.opts.netns ?? null }, 'rampartd started');
   }
@@ -65,6 +68,7 @@ export class Daemon {
   async stop(deadlineMs = 10_000): Promise<void> {
     const work = (async () => {
       await this.control.stop();
+      this.firewall.unwatch();
       this.firewall.stop();
       this.blocks.stop();
     })();

@@ -42,6 +42,7 @@ export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
 
 export class Firewall {
   private confirmTimer?: NodeJS.Timeout;
+  private watchTimer?: NodeJS.Timeout;
   private readonly queue = new SerialQueue();
   /** Fingerprint of the blocklists table the kernel holds, as far as this process knows. */
   private listsLoaded?: string;
@@ -76,6 +77,34 @@ export class Firewall {
   stop(): void {
     if (this.confirmTimer) clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
+  }
+
+  /**
+   * Self-healing: every `intervalMs`, if the kernel's main table is missing or not the running version (someone ran
+   * `nft flush ruleset`, say), load the running version again, blocklists included.
+   */
+  watch(intervalMs: number): void {
+    this.unwatch();
+    this.watchTimer = setInterval(() => {
+      void this.queue
+        .run(async () => {
+          const running = this.store.runningVersion();
+          if (!running) return;
+          const compiled = compileRuleset(parseConfig(running.document));
+          const inKernel = await this.kernelFingerprint();
+          if (inKernel === compiled.fingerprint) return;
+          this.log.warn({ version: running.version, inKernel: inKernel ?? null }, 'firewall table changed behind our back: restoring the running version');
+          this.listsLoaded = undefined;
+          await this.load(compiled);
+        })
+        .catch((err) => this.log.error({ err: String(err) }, 'firewall watchdog failed'));
+    }, intervalMs);
+    this.watchTimer.unref?.();
+  }
+
+  unwatch(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
   }
 
   /**

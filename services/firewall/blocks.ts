@@ -94,12 +94,24 @@ export class Blocks {
   ) {}
 
   /** Create the table if needed and load exactly the unexpired blocks from the store, in one transaction. */
-  async start(): Promise<void> {
+  async start(watchIntervalMs = 60_000): Promise<void> {
     await this.queue.run(() => this.restore());
+    let last = 0;
     this.purgeTimer = setInterval(() => {
       const n = this.store.purgeExpiredBlocks();
       if (n) this.log.info({ expired: n }, 'expired blocks purged');
-    }, 30_000);
+      if (Date.now() - last < watchIntervalMs) return;
+      last = Date.now();
+      // Self-healing: a blocks table that vanished (e.g. `nft flush ruleset`) is rebuilt from the store.
+      void this.queue
+        .run(async () => {
+          const res = await this.host.run('nft', ['list', 'counter', 'inet', BLOCK_TABLE, 'blocked'], { allowFailure: true });
+          if (res.exitCode === 0) return;
+          this.log.warn('dynamic blocks table missing: restoring it');
+          await this.restore();
+        })
+        .catch((err) => this.log.error({ err: String(err) }, 'blocks watchdog failed'));
+    }, Math.min(30_000, watchIntervalMs));
     this.purgeTimer.unref?.();
   }
 
