@@ -45,8 +45,11 @@ export class Daemon {
     this.store = new Store(join(opts.dataDir, 'rampart.db'));
     this.host = new Host(opts.netns);
     this.events = new EventBus(opts.log);
-    this.firewall = new Firewall(this.store, this.host, opts.log.child({ svc: 'firewall' }), this.events);
     this.blocks = new Blocks(this.store, this.host, opts.log.child({ svc: 'blocks' }), this.events);
+    this.firewall = new Firewall(this.store, this.host, opts.log.child({ svc: 'firewall' }), this.events, {
+      restoreBlocks: () => this.blocks.restoreNow(),
+      blocksMarker: true,
+    });
     this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), this.handlers(), opts.log.child({ svc: 'control' }));
   }
 
@@ -87,6 +90,7 @@ export class Daemon {
       firewall = {
         state: !running ? 'unconfigured' : inKernel === expected ? 'ok' : inKernel ? 'drift' : 'missing',
         table: `inet ${TABLE}`,
+        ...(this.firewall.startError ? { startError: this.firewall.startError } : {}),
       };
     } catch (err) {
       firewall = { state: 'error', detail: (err as Error).message };

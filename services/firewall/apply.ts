@@ -11,6 +11,7 @@ import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
 import { compileRuleset, LISTS_TABLE, TABLE, type CompiledRuleset } from './compile.ts';
+import { BLOCK_TABLE } from './blocks.ts';
 import { configDiff } from './config-diff.ts';
 
 export interface ApplyRequest {
@@ -32,12 +33,29 @@ export interface PlanResult {
 /** Map nft's `/dev/stdin:LINE:COL-COL: Error: ...` lines back to config pointers. */
 export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
   const problems: Problem[] = [];
+  const seen = new Set<string>();
   for (const m of stderr.matchAll(/^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$/gm)) {
     const line = Number(m[1]);
-    problems.push({ path: lineMap[line - 1] ?? '', message: `nft: ${m[2]}` });
+    const problem = { path: lineMap[line - 1] ?? '', message: `nft: ${m[2]}` };
+    const key = `${problem.path}\n${problem.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
   }
   if (!problems.length && stderr.trim()) problems.push({ path: '', message: `nft: ${stderr.trim().split('\n')[0]}` });
   return problems;
+}
+
+export interface FirewallHooks {
+  /** Rebuild the dynamic blocks table from the store (after it vanished). */
+  restoreBlocks?: () => Promise<void>;
+  /** Whether the dynamic blocks table carries a marker to check in every transaction. */
+  blocksMarker?: boolean;
+}
+
+/** Statements that fail unless the table and its marker counter exist, and leave them as they were. */
+function markerCheck(table: string): string {
+  return `delete counter inet ${table} marker\nadd counter inet ${table} marker\n`;
 }
 
 export class Firewall {
@@ -52,11 +70,23 @@ export class Firewall {
     private readonly host: Host,
     private readonly log: Logger,
     private readonly events?: EventBus,
+    private readonly hooks: FirewallHooks = {},
   ) {}
+
+  /** Why the last reconciliation at start failed, if it did (the daemon keeps serving so a change can repair it). */
+  startError?: string;
 
   /** Reconcile the kernel with the journal: revert a pending change left by a crash, re-apply a missing table. */
   async start(): Promise<void> {
-    await this.queue.run(async () => {
+    this.startError = undefined;
+    await this.queue.run(() => this.reconcile()).catch((err) => {
+      this.startError = RampartError.from(err).message;
+      this.log.error({ err: this.startError }, 'could not bring the kernel to the running version; serving anyway so a change can repair it');
+    });
+  }
+
+  private async reconcile(): Promise<void> {
+    {
       const pending = this.store.pendingVersion();
       if (pending) {
         this.log.warn({ version: pending.version }, 'pending change found at start: reverting');
@@ -71,7 +101,7 @@ export class Firewall {
         this.log.warn({ version: running.version, inKernel }, 'kernel ruleset differs from the running version: re-applying');
         await this.load(compiled);
       }
-    });
+    }
   }
 
   stop(): void {
@@ -242,15 +272,27 @@ export class Firewall {
 
   /**
    * One transaction. The blocklists table is left out when the kernel already holds exactly the compiled lists
-   * (big lists are not reloaded for a rule change).
+   * (big lists are not reloaded for a rule change). Marker objects of the sibling tables are deleted and re-added in
+   * the same transaction: if a sibling vanished behind our back (`nft flush ruleset`), the kernel refuses, and we
+   * restore the dynamic blocks and load everything.
    */
   private async load(compiled: CompiledRuleset): Promise<void> {
-    const mainOnly = this.listsLoaded !== undefined && this.listsLoaded === compiled.lists.fingerprint;
+    const mainOnly = this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
     const part = mainOnly ? compiled.main : compiled;
-    const res = await this.host.nft(part.script, { allowFailure: true });
+    const markers = [...(mainOnly ? [markerCheck(LISTS_TABLE)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
+    const res = await this.host.nft(part.script + markers, { allowFailure: true });
     if (res.exitCode !== 0) {
       const problems = mapNftErrors(res.stderr, part.lineMap);
-      throw new RampartError('apply_failed', problems[0]?.message ?? 'nft failed', problems);
+      const markerLine = part.lineMap.length;
+      const onlyMarkers = [...res.stderr.matchAll(/^[^:\n]*:(\d+):/gm)].every((m) => Number(m[1]) > markerLine);
+      if (!onlyMarkers || !markers) throw new RampartError('apply_failed', problems[0]?.message ?? 'nft failed', problems);
+      this.log.warn('a sibling table vanished behind our back: restoring dynamic blocks and loading everything');
+      await this.hooks.restoreBlocks?.();
+      const full = await this.host.nft(compiled.script, { allowFailure: true });
+      if (full.exitCode !== 0) {
+        const p2 = mapNftErrors(full.stderr, compiled.lineMap);
+        throw new RampartError('apply_failed', p2[0]?.message ?? 'nft failed', p2);
+      }
     }
     this.listsLoaded = compiled.lists.fingerprint;
   }

@@ -39,6 +39,7 @@ export function blocksTableScript(): string {
     `add set ${t} b6h { type ipv6_addr; flags timeout; }`,
     `add set ${t} b6n { type ipv6_addr; flags interval, timeout; }`,
     `add counter ${t} blocked { }`,
+    `add counter ${t} marker { }`,
     `add chain ${t} input { type filter hook input priority filter - 10; policy accept; }`,
     `add chain ${t} forward { type filter hook forward priority filter - 10; policy accept; }`,
     `add chain ${t} output { type filter hook output priority filter - 10; policy accept; }`,
@@ -118,6 +119,11 @@ export class Blocks {
   stop(): void {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.purgeTimer = undefined;
+  }
+
+  /** Restore through the queue (for other services). */
+  restoreNow(): Promise<void> {
+    return this.queue.run(() => this.restore());
   }
 
   async restore(): Promise<void> {

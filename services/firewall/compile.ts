@@ -320,6 +320,8 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
   const body = new Emitter();
   const sets: { set: string; fam: Family; counter: string; path: string }[] = [];
   config.firewall.blocklists.forEach((b, i) => body.emit(`\tcounter bl_${b.name} { }`, pointer(['firewall', 'blocklists', i])));
+  // Checked (deleted and re-added) by main-only transactions; last among the counters, where re-adding puts it.
+  body.emit('\tcounter marker { }');
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
     const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
