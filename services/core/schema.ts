@@ -111,7 +111,7 @@ export const AntiLockout = z.union([
   z.strictObject({
     enabled: z.boolean().default(true),
     zones: z.array(Name).max(32).optional(),
-    ports: z.array(PortSpec).max(32).optional(),
+    ports: z.array(PortSpec).min(1).max(32).optional(),
   }),
 ]);
 

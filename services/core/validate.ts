@@ -159,6 +159,7 @@ function crossCheck(c: Config): Problem[] {
   const p = new Problems();
   const zones = new Set<string>();
   c.zones.forEach((z, i) => {
+    if (z.name === 'any') p.add(['zones', i, 'name'], '"any" is reserved (it means every zone in rules)');
     if (zones.has(z.name)) p.add(['zones', i, 'name'], `duplicate zone "${z.name}"`);
     zones.add(z.name);
   });
@@ -225,6 +226,10 @@ function crossCheck(c: Config): Problem[] {
           }
         } else if (!checkInlineService(p, [...base, 'services', j], s)) servicesOk = false;
       });
+      if (r.limit) {
+        const problem = limitProblem(r.limit.rate, r.limit.burst);
+        if (problem) p.add([...base, 'limit', 'burst'], problem);
+      }
       if (servicesOk) {
         const src = resolveAddresses(r.source, addrObjects);
         const dst = resolveAddresses(r.destination, addrObjects);
@@ -338,6 +343,19 @@ function checkInlineService(p: Problems, path: (string | number)[], s: InlineSer
     }
   });
   return ok;
+}
+
+const UNIT_SECONDS: Record<string, bigint> = { second: 1n, minute: 60n, hour: 3600n, day: 86400n };
+
+/**
+ * The kernel's token bucket holds (nanoseconds per unit ÷ rate) × burst in 64 bits and refuses a rule beyond that
+ * ("Value too large"); nft's default burst is 5.
+ */
+export function limitProblem(rate: string, burst = 5): string | undefined {
+  const [n, unit] = rate.split('/');
+  const perToken = (UNIT_SECONDS[unit] * 1_000_000_000n) / BigInt(n);
+  if (perToken * BigInt(burst) >= 1n << 64n) return `burst too large for a rate of ${rate} (the kernel cannot hold it)`;
+  return undefined;
 }
 
 function intersect<T>(a: Set<T>, b: Set<T>): Set<T> {

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, Rule } from '../core/schema.ts';
 import { pointer } from '../core/errors.ts';
-import { parseAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
+import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
   parsePort,
@@ -172,6 +172,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
   body.emit('\t\tiifname "lo" accept');
   body.emit(ctState);
   body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
+  emitPortForwardAccepts(ctx, body, 'input');
   if (antiLockout) {
     body.emit(
       `\t\tiifname { ${antiLockout.devices.map(q).join(', ')} } tcp dport ${portSet(antiLockout.ports)} counter name "anti_lockout" accept comment "anti-lockout"`,
@@ -187,19 +188,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
   body.emit('\tchain forward {');
   body.emit(`\t\ttype filter hook forward priority filter; policy ${policy.forward};`, '/firewall/policy/forward');
   body.emit(ctState);
-  config.firewall.nat.portForwards.forEach((f, i) => {
-    if (!f.enabled) return;
-    const devs = zoneDevices.get(f.zone);
-    const to = parseAddress(f.to);
-    if (!devs || !to) return;
-    const ip = to.family === 4 ? 'ip' : 'ip6';
-    const port = parsePort(f.port) as PortRange;
-    const tp = f.toPort === undefined ? port : (parsePort(f.toPort) as PortRange);
-    body.emit(
-      `\t\tct status dnat iifname { ${devs.map(q).join(', ')} } ${ip} daddr ${to.text} ${f.proto} dport ${portSet([tp])} counter accept comment "pf:${f.id}"`,
-      pointer(['firewall', 'nat', 'portForwards', i]),
-    );
-  });
+  emitPortForwardAccepts(ctx, body, 'forward');
   const fwdElems = zones.filter((z) => forwardDispatch.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto fwd.${z}`));
   if (fwdElems.length) body.emit(`\t\tiifname vmap { ${fwdElems.join(', ')} }`);
   if (forwardDispatch.has('')) body.emit(`\t\tgoto fwd.${UNZONED}`);
@@ -359,6 +348,27 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
   out.map.push(...body.map);
   out.emit('}');
   return { lines: out.lines, map: out.map };
+}
+
+/**
+ * Port forwards open their path by themselves: connections that were DNATed by a forward are accepted in the
+ * forward chain, or in the input chain when the target is one of the firewall's own addresses.
+ */
+function emitPortForwardAccepts(ctx: Ctx, body: Emitter, chain: 'input' | 'forward'): void {
+  const local = new Set(ctx.config.interfaces.flatMap((i) => i.addresses.map((a) => parseInterfaceAddress(a)?.host.text)));
+  ctx.config.firewall.nat.portForwards.forEach((f, i) => {
+    if (!f.enabled) return;
+    const devs = ctx.zoneDevices.get(f.zone);
+    const to = parseAddress(f.to);
+    if (!devs || !to || local.has(to.text) !== (chain === 'input')) return;
+    const ip = to.family === 4 ? 'ip' : 'ip6';
+    const port = parsePort(f.port) as PortRange;
+    const tp = f.toPort === undefined ? port : (parsePort(f.toPort) as PortRange);
+    body.emit(
+      `\t\tct status dnat iifname { ${devs.map(q).join(', ')} } ${ip} daddr ${to.text} ${f.proto} dport ${portSet([tp])} counter accept comment "pf:${f.id}"`,
+      pointer(['firewall', 'nat', 'portForwards', i]),
+    );
+  });
 }
 
 /** Rules of one chain that can apply to traffic from zone `from` (null: an interface in no zone) to `to`. */

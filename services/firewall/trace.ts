@@ -72,15 +72,6 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
   const zoneHasDevices = (z: string | undefined) => !!z && config.interfaces.some((i) => i.zone === z);
   const fromZone = zoneHasDevices(req.from) ? req.from : null;
 
-  // Dynamic blocks (their own table, before everything).
-  for (const b of ctx.blocks ?? []) {
-    const p = parsePrefix(b);
-    if (p && (contains(p, src!) || contains(p, dst!))) {
-      steps.push(`dynamic block ${p.text} matches`);
-      return { verdict: 'drop', chain: isLocal(dst!) && !req.to ? 'input' : 'forward', decidedBy: 'dynamic-block', rule: p.text, steps };
-    }
-  }
-
   // Port forwards (prerouting DNAT to a local address arriving from the forward's zone).
   let dnat: TraceResult['dnat'];
   let pfId: string | undefined;
@@ -105,14 +96,25 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
     });
   }
 
-  const chain: 'input' | 'forward' = !dnat && !req.to && isLocal(dst!) ? 'input' : 'forward';
+  const chain: 'input' | 'forward' = !req.to && isLocal(dst!) ? 'input' : 'forward';
   steps.push(`chain ${chain}`);
+  // Blocks match the source on input, and either end on forward (the firewall's own addresses are never blocked).
+  const blocked = (p: Prefix) => contains(p, src!) || (chain === 'forward' && contains(p, dst!));
 
-  // Blocklists (before connection tracking).
+  // Dynamic blocks (their own table, hooked first).
+  for (const b of ctx.blocks ?? []) {
+    const p = parsePrefix(b);
+    if (p && blocked(p)) {
+      steps.push(`dynamic block ${p.text} matches`);
+      return { verdict: 'drop', chain, decidedBy: 'dynamic-block', rule: p.text, ...(dnat ? { dnat } : {}), steps };
+    }
+  }
+
+  // Blocklists (their own table, hooked before the main one, so before connection tracking's verdicts).
   for (const [i, b] of config.firewall.blocklists.entries()) {
     const hit = b.entries.some((e) => {
       const p = parsePrefix(e);
-      return p && (contains(p, src!) || contains(p, dst!));
+      return p && blocked(p);
     });
     if (hit) {
       steps.push(`blocklist ${b.name} matches`);
@@ -130,6 +132,10 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
       return { verdict: 'accept', chain, decidedBy: 'port-forward', rule: pfId, path: pfPath, dnat, steps };
     }
   } else {
+    if (dnat && pfId) {
+      steps.push(`port forward ${pfId} to the firewall itself opens the input path`);
+      return { verdict: 'accept', chain, decidedBy: 'port-forward', rule: pfId, path: pfPath, dnat, steps };
+    }
     const al = antiLockout(config);
     if (al && fromZone && al.zones.includes(fromZone) && req.proto === 'tcp' && al.ports.some((p) => dport! >= p.lo && dport! <= p.hi)) {
       steps.push('anti-lockout keeps management reachable');

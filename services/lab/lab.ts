@@ -66,6 +66,10 @@ export async function labUp(prefix = 'rampart'): Promise<LabNames> {
       'net.ipv6.conf.default.accept_dad=0',
       'net.ipv4.icmp_ratelimit=0',
       'net.ipv6.icmp.ratelimit=0',
+      'net.ipv4.icmp_ratemask=0',
+      'net.ipv6.icmp.ratemask=',
+      'net.ipv4.icmp_msgs_per_sec=100000',
+      'net.ipv4.icmp_msgs_burst=100000',
     ];
     await Promise.all([
       sysctl(lan, common),

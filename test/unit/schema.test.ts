@@ -56,6 +56,9 @@ const cases: Case[] = [
   ['interface in unknown zone', (d) => (d.interfaces[0].zone = 'dmz'), '/interfaces/0/zone', /unknown zone/],
   ['bad interface address', (d) => (d.interfaces[0].addresses = ['192.0.2.1']), '/interfaces/0/addresses/0', /interface address/],
   ['key with slash is escaped in the pointer', (d) => (d.objects.addresses['a/b'] = ['1.2.3.4']), '/objects/addresses/a~1b', /./],
+  ['zone named any', (d) => d.zones.push({ name: 'any' }), '/zones/2/name', /reserved/],
+  ['rate limit the kernel cannot hold', (d) => (d.firewall.forward[0].limit = { rate: '1/day', burst: 213504 }), '/firewall/forward/0/limit/burst', /burst too large/],
+  ['empty anti-lockout port list', (d) => (d.firewall.antiLockout = { ports: [] }), '/firewall/antiLockout/ports', /./],
   ['sync enabled without broker', (d) => (d.sync = { enabled: true }), '/sync/broker', /required/],
 ];
 
@@ -70,6 +73,12 @@ for (const [name, mutate, path, msg] of cases) {
     assert.match(hit!.message, msg);
   });
 }
+
+test('the largest burst the kernel holds is accepted', () => {
+  const doc = lab();
+  doc.firewall.forward[0].limit = { rate: '1/day', burst: 213503 };
+  assert.ok(validateConfig(doc).ok);
+});
 
 test('not an object at all', () => {
   for (const doc of [null, 42, 'x', [], true]) {

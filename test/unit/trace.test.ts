@@ -35,6 +35,20 @@ test('port forward rewrites the destination and opens the path', () => {
   assert.is(direct.verdict, 'drop');
 });
 
+test('a port forward to the firewall itself is accepted on input', () => {
+  const doc = JSON.parse(readFileSync(join(import.meta.dirname, '../../system/examples/lab.json'), 'utf8'));
+  doc.firewall.nat.portForwards = [{ id: 'self', zone: 'wan', proto: 'tcp', port: '8080', to: '192.0.2.1', toPort: '80' }];
+  const r = tracePacket(parseConfig(doc), { from: 'wan', src: '198.51.100.20', dst: '198.51.100.1', proto: 'tcp', dport: 8080 });
+  assert.equal([r.verdict, r.chain, r.decidedBy, r.rule], ['accept', 'input', 'port-forward', 'self']);
+});
+
+test('blocks match the source only on input', () => {
+  const r = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 22 }, { blocks: ['192.0.2.1'] });
+  assert.is(r.decidedBy, 'anti-lockout');
+  const f = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '198.51.100.20', proto: 'tcp', dport: 80 }, { blocks: ['198.51.100.20'] });
+  assert.is(f.decidedBy, 'dynamic-block');
+});
+
 test('input chain: mgmt rule, anti-lockout and policy', () => {
   assert.is(tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'udp', dport: 161 }).rule, 'mgmt');
   assert.is(tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 443 }).decidedBy, 'anti-lockout');
