@@ -174,7 +174,7 @@ export class Daemon {
       trace: (p: TraceRequest) => {
         const running = this.store.runningVersion();
         if (!running) throw new RampartError('not_found', 'no configuration has been applied yet');
-        return tracePacket(parseConfig(running.document), p);
+        return tracePacket(parseConfig(running.document), p, { blocks: this.blocks.list().map((b) => b.address) });
       },
     };
   }
