@@ -5,12 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
 import { RampartError, formatProblems } from './core/errors.ts';
-import { createLogger } from './core/log.ts';
-import { validateConfig, parseConfig } from './core/validate.ts';
-import { compileRuleset } from './firewall/compile.ts';
 import { callDaemon } from './control.ts';
+
+// Heavier modules (schema, compiler, YAML, logger) are imported by the verbs that need them, so the verbs that
+// only talk to the daemon start fast.
+const validation = () => import('./core/validate.ts');
 
 const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
 
@@ -53,7 +53,7 @@ const OPTIONS = {
 
 type Opts = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
-function readDocument(file: string | undefined): unknown {
+async function readDocument(file: string | undefined): Promise<unknown> {
   if (!file) throw RampartError.invalid([], 'a configuration file is required');
   let text: string;
   try {
@@ -62,7 +62,7 @@ function readDocument(file: string | undefined): unknown {
     throw new RampartError('invalid_input', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
-    return /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    return /\.ya?ml$/i.test(file) ? (await import('yaml')).parse(text) : JSON.parse(text);
   } catch (err) {
     throw new RampartError('invalid_input', `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (verb) {
     case 'validate': {
-      const r = validateConfig(readDocument(args[0]));
+      const r = (await validation()).validateConfig(await readDocument(args[0]));
       if (!r.ok) {
         process.stderr.write(formatProblems(r.problems) + '\n');
         return 2;
@@ -113,13 +113,14 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'compile': {
-      process.stdout.write(compileRuleset(parseConfig(readDocument(args[0]))).script);
+      const { compileRuleset } = await import('./firewall/compile.ts');
+      process.stdout.write(compileRuleset((await validation()).parseConfig(await readDocument(args[0]))).script);
       return 0;
     }
     case 'serve':
       return serve(dataDir, netns, o);
     case 'apply': {
-      const rec = await call('apply', { document: readDocument(args[0]), message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
+      const rec = await call('apply', { document: await readDocument(args[0]), message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
       if (o.json) printJson(rec);
       else print(String(rec.version) + (rec.state === 'pending_confirm' ? ` (pending: confirm before ${rec.confirmDeadline} or it reverts)` : ''));
       return 0;
@@ -135,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'plan': {
-      const plan = await call('plan', { document: readDocument(args[0]) });
+      const plan = await call('plan', { document: await readDocument(args[0]) });
       if (o.json) printJson(plan);
       else {
         print(`against running version ${plan.running ?? '(none)'}: ${plan.configChanges.length} config change(s)`);
@@ -186,9 +187,10 @@ export async function main(argv: string[]): Promise<number> {
       if (!args.length) throw RampartError.invalid([], 'usage: rampart block ADDR... [--ttl SECONDS] [-m REASON]  (ADDR - reads addresses from stdin, one a line)');
       const addresses = args[0] === '-' ? readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : args;
       const ttlSeconds = intArg(o.ttl, 'ttlSeconds');
-      const recs = await call('block', { blocks: addresses.map((address) => ({ address, ttlSeconds, reason: o.message })), source: 'local' });
+      const brief = !o.json && addresses.length > 5;
+      const recs = await call('block', { blocks: addresses.map((address) => ({ address, ttlSeconds, reason: o.message })), source: 'local', brief });
       if (o.json) printJson(recs);
-      else print(`blocked ${recs.length <= 5 ? recs.map((r: any) => r.address).join(', ') : `${recs.length} addresses`}${o.ttl ? ` for ${o.ttl} s` : ''}`);
+      else print(`blocked ${brief ? `${recs.blocked} addresses` : recs.map((r: any) => r.address).join(', ')}${o.ttl ? ` for ${o.ttl} s` : ''}`);
       return 0;
     }
     case 'unblock': {
@@ -257,9 +259,9 @@ export async function main(argv: string[]): Promise<number> {
 
 async function serve(dataDir: string, netns: string | undefined, o: Opts): Promise<number> {
   const { Daemon } = await import('./daemon.ts');
-  const log = createLogger();
-  const seed = o.config ? readDocument(o.config) : undefined;
-  if (seed !== undefined) parseConfig(seed);
+  const log = (await import('./core/log.ts')).createLogger();
+  const seed = o.config ? await readDocument(o.config) : undefined;
+  if (seed !== undefined) (await validation()).parseConfig(seed);
   const watch = Number(process.env.RAMPART_WATCH_SECONDS ?? 60);
   const daemon = new Daemon({ dataDir, netns, seed, log, watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000 });
   let stopping = false;

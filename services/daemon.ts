@@ -163,7 +163,11 @@ export class Daemon {
         if (!running) return { rules: {} };
         return readCounters(this.host, compileRuleset(parseConfig(running.document)).counters);
       },
-      block: (p) => this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], typeof p.source === 'string' ? p.source.slice(0, 32) : 'local'),
+      block: async (p) => {
+        const recs = await this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], typeof p.source === 'string' ? p.source.slice(0, 32) : 'local');
+        // A bulk caller can ask for a summary instead of every record back.
+        return p.brief === true ? { blocked: recs.length, addresses: recs.slice(0, 5).map((r) => r.address) } : recs;
+      },
       unblock: async (p) => {
         if (p.all === true) return { removed: await this.blocks.unblockAll() };
         const removed = await this.blocks.unblock(p.address);

@@ -228,6 +228,25 @@ export class Store {
     })();
   }
 
+  /** Creation times of those of `addresses` that are blocked and unexpired at `now`. */
+  blockCreationTimes(addresses: string[], now = Date.now()): Map<string, number> {
+    const out = new Map<string, number>();
+    const CHUNK = 500;
+    for (let i = 0; i < addresses.length; i += CHUNK) {
+      const chunk = addresses.slice(i, i + CHUNK);
+      const rows = this.sql
+        .prepare(`SELECT address, created_at FROM blocks WHERE (expires_at IS NULL OR expires_at > ?) AND address IN (${chunk.map(() => '?').join(',')})`)
+        .all(now, ...chunk) as { address: string; created_at: number }[];
+      for (const r of rows) out.set(r.address, r.created_at);
+    }
+    return out;
+  }
+
+  /** Unexpired blocked prefixes (not single addresses). */
+  blockedPrefixes(now = Date.now()): string[] {
+    return (this.sql.prepare("SELECT address FROM blocks WHERE instr(address, '/') > 0 AND (expires_at IS NULL OR expires_at > ?)").all(now) as { address: string }[]).map((r) => r.address);
+  }
+
   deleteBlock(address: string): boolean {
     return this.sql.prepare('DELETE FROM blocks WHERE address = ?').run(address).changes > 0;
   }

@@ -68,13 +68,14 @@ function element(b: { address: string; expiresAt?: number }, now: number): strin
 }
 
 /** `add element` statements in chunks, one statement per set and chunk. */
-export function elementStatements(verb: 'add' | 'delete', blocks: { address: string; expiresAt?: number }[], now: number): string[] {
+/** `add`/`delete element` statements in chunks, one statement per set and chunk. */
+export function elementStatements(verb: 'add' | 'delete', blocks: { address: string; expiresAt?: number; set?: SetName }[], now: number): string[] {
   const bySet = new Map<SetName, string[]>();
   for (const b of blocks) {
-    const p = parsePrefix(b.address)!;
-    const list = bySet.get(setFor(p)) ?? [];
+    const set = b.set ?? setFor(parsePrefix(b.address)!);
+    let list = bySet.get(set);
+    if (!list) bySet.set(set, (list = []));
     list.push(verb === 'add' ? element(b, now) : b.address);
-    bySet.set(setFor(p), list);
   }
   const out: string[] = [];
   for (const [set, list] of [...bySet.entries()].sort()) {
@@ -140,10 +141,10 @@ export class Blocks {
   async block(requests: BlockRequest[], source = 'local'): Promise<BlockRecord[]> {
     const problems: Problem[] = [];
     const now = Date.now();
-    const records: BlockRecord[] = [];
+    const records: (BlockRecord & { set: SetName; prefix: Prefix })[] = [];
     const seen = new Map<string, number>();
     requests.forEach((r, i) => {
-      const p = typeof r.address === 'string' ? parsePrefix(r.address) : undefined;
+      const p = r && typeof r.address === 'string' ? parsePrefix(r.address) : undefined;
       if (!p) return problems.push({ path: `/${i}/address`, message: 'not an IP address or CIDR' });
       if (r.ttlSeconds !== undefined && (!Number.isInteger(r.ttlSeconds) || r.ttlSeconds < 1 || r.ttlSeconds > MAX_TTL)) {
         return problems.push({ path: `/${i}/ttlSeconds`, message: `must be an integer from 1 to ${MAX_TTL}` });
@@ -151,13 +152,15 @@ export class Blocks {
       if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 512)) {
         return problems.push({ path: `/${i}/reason`, message: 'must be a string of at most 512 characters' });
       }
-      const rec: BlockRecord = {
+      const rec = {
         address: p.text,
         family: p.family,
         ...(r.ttlSeconds ? { expiresAt: now + r.ttlSeconds * 1000 } : {}),
         reason: r.reason ?? '',
         source,
         createdAt: now,
+        set: setFor(p),
+        prefix: p,
       };
       const dup = seen.get(rec.address);
       if (dup !== undefined) records[dup] = rec;
@@ -168,30 +171,33 @@ export class Blocks {
     });
     if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
     return this.queue.run(async () => {
-      const existing = new Map(this.store.listBlocks(now).map((b) => [b.address, b]));
+      const existing = this.store.blockCreationTimes(records.map((r) => r.address), now);
       // Prefixes may not overlap in an interval set: refuse a new prefix that overlaps another blocked prefix.
-      const nets = [...existing.values()].map((b) => parsePrefix(b.address)!).filter((p) => setFor(p).endsWith('n'));
-      records.forEach((rec, i) => {
-        const p = parsePrefix(rec.address)!;
-        if (!setFor(p).endsWith('n') || existing.has(rec.address)) return;
-        const clash = nets.find((n) => n.text !== p.text && overlaps(n, p));
-        if (clash) problems.push({ path: `/${i}/address`, message: `overlaps the blocked prefix ${clash.text}` });
-        nets.push(p);
-      });
-      if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+      const newNets = records.filter((r) => r.set.endsWith('n') && !existing.has(r.address));
+      if (newNets.length) {
+        const nets = this.store.blockedPrefixes(now).map((a) => parsePrefix(a)!);
+        records.forEach((rec, i) => {
+          if (!rec.set.endsWith('n') || existing.has(rec.address)) return;
+          const clash = nets.find((n) => n.text !== rec.address && overlaps(n, rec.prefix));
+          if (clash) problems.push({ path: `/${i}/address`, message: `overlaps the blocked prefix ${clash.text}` });
+          nets.push(rec.prefix);
+        });
+        if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+      }
       const fresh = records.filter((r) => !existing.has(r.address));
       const renewed = records.filter((r) => existing.has(r.address));
       // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
       const script = [
         ...elementStatements('add', fresh, now),
-        ...elementStatements('add', renewed.map((r) => ({ address: r.address })), now),
+        ...elementStatements('add', renewed.map((r) => ({ address: r.address, set: r.set })), now),
         ...elementStatements('delete', renewed, now),
         ...elementStatements('add', renewed, now),
       ].join('\n');
       if (script) await this.host.nft(script + '\n');
-      this.store.upsertBlocks(records.map((r) => (existing.has(r.address) ? { ...r, createdAt: existing.get(r.address)!.createdAt } : r)));
-      this.events?.emit('block', { type: 'added', addresses: records.map((r) => r.address), source });
-      return records;
+      const out: BlockRecord[] = records.map(({ set: _s, prefix: _p, ...r }) => (existing.has(r.address) ? { ...r, createdAt: existing.get(r.address)! } : r));
+      this.store.upsertBlocks(out);
+      this.events?.emit('block', { type: 'added', addresses: out.map((r) => r.address), source });
+      return out;
     });
   }
 

@@ -26,6 +26,7 @@ import {
   type ResolvedAddresses,
   type ServiceMatch,
 } from '../core/validate.ts';
+import { DisjointRun, keyShape, ruleSpace, type Fam, type RuleSpace } from './rule-space.ts';
 
 export const TABLE = 'rampart';
 export const LISTS_TABLE = 'rampart_lists';
@@ -82,7 +83,7 @@ interface Ctx {
   objectSets: Set<string>;
   /** Per-rule chains already emitted (for rules looked up through maps). */
   ruleChains: Set<string>;
-  keyCache: Map<Rule, RuleKeys | null>;
+  spaceCache: Map<Rule, RuleSpace | null>;
   mapCount: number;
 }
 
@@ -98,7 +99,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
     list.push(itf.device);
     zoneDevices.set(itf.zone, list);
   }
-  const ctx: Ctx = { config, objects, zoneDevices, objectSets: new Set(), ruleChains: new Set(), keyCache: new Map(), mapCount: 0 };
+  const ctx: Ctx = { config, objects, zoneDevices, objectSets: new Set(), ruleChains: new Set(), spaceCache: new Map(), mapCount: 0 };
   const body = new Emitter();
   const counters: Record<string, CounterRef> = {};
 
@@ -387,117 +388,67 @@ function rulesFor(ctx: Ctx, chain: Chain, from: string | null, to: string | null
 }
 
 function emitRuleChain(ctx: Ctx, e: Emitter, name: string, chain: Chain, rules: { rule: Rule; index: number }[]): void {
-  // Runs of consecutive rules that are exact lookups (hosts, single ports) become one verdict-map lookup each, so a
-  // packet costs one hash lookup instead of a walk over thousands of rules. Their keys are disjoint by construction
-  // (a key already taken by an earlier rule is dropped: first match wins), so at most one rule of a run can match.
-  const body: string[][] = [];
+  // Runs of consecutive rules with pairwise disjoint match spaces become verdict-map lookups (one map per shape and
+  // family), so a packet costs a few lookups instead of a walk over thousands of rules; see rule-space.ts.
+  const body: { lines: string[]; path: string }[] = [];
   let i = 0;
   while (i < rules.length) {
-    const first = ruleKeys(ctx, rules[i].rule);
-    let j = i + 1;
-    if (first) {
-      while (j < rules.length) {
-        const k = ruleKeys(ctx, rules[j].rule);
-        if (!k || k.shape !== first.shape) break;
-        j++;
-      }
+    const run = new DisjointRun();
+    let j = i;
+    while (j < rules.length) {
+      const space = spaceOf(ctx, rules[j].rule);
+      if (!space || !run.tryAdd(space)) break;
+      j++;
     }
-    if (first && j - i >= MIN_MAP_RUN) {
-      const run = rules.slice(i, j);
-      const mapName = `m.${name}.${ctx.mapCount++}`;
-      const taken = new Set<string>();
-      const elements: Record<'4' | '6' | 'x', string[]> = { '4': [], '6': [], x: [] };
-      for (const { rule, index } of run) {
-        const keys = ruleKeys(ctx, rule)!;
-        for (const fam of ['4', '6', 'x'] as const) {
-          for (const key of keys.keys[fam]) {
-            if (taken.has(fam + key)) continue;
-            taken.add(fam + key);
-            elements[fam].push(`${key} : goto ${ruleChain(ctx, e, rule, pointer(['firewall', chain, index]))}`);
-          }
-        }
-      }
-      const lines: string[] = [];
-      for (const fam of ['4', '6', 'x'] as const) {
-        if (!elements[fam].length) continue;
-        const { type, selector } = keyShape(first.shape, fam);
-        const m = `${mapName}.${fam}`;
-        emitMap(e, m, type, elements[fam], pointer(['firewall', chain, run[0].index]));
-        lines.push(`${selector} vmap @${m}`);
-      }
-      body.push(lines.map((l) => `\t\t${l}`), [pointer(['firewall', chain, run[0].index])]);
+    if (j - i >= MIN_MAP_RUN) {
+      body.push({ lines: emitRunMaps(ctx, e, name, chain, rules.slice(i, j)), path: pointer(['firewall', chain, rules[i].index]) });
       i = j;
       continue;
     }
     const path = pointer(['firewall', chain, rules[i].index]);
-    body.push(compileRule(ctx, rules[i].rule).map((l) => `\t\t${l}`), [path]);
+    body.push({ lines: compileRule(ctx, rules[i].rule), path });
     i++;
   }
   e.emit(`\tchain ${name} {`);
-  for (let k = 0; k < body.length; k += 2) for (const line of body[k]) e.emit(line, body[k + 1][0]);
+  for (const b of body) for (const line of b.lines) e.emit(`\t\t${line}`, b.path);
   e.emit('\t}');
 }
 
 const MIN_MAP_RUN = 4;
-const MAX_KEYS_PER_RULE = 256;
 
-interface RuleKeys {
-  /** Which dimensions the keys have: s(ource) d(estination) and p(roto+port) or o (proto only). */
-  shape: string;
-  /** Key text per family ('x': no address dimension, matches both families). */
-  keys: Record<'4' | '6' | 'x', string[]>;
-}
-
-/** The rule as a set of exact lookup keys, or undefined when it needs a linear rule (prefixes, ranges, limits, ICMP). */
-function ruleKeys(ctx: Ctx, rule: Rule): RuleKeys | undefined {
-  const cached = ctx.keyCache.get(rule);
+function spaceOf(ctx: Ctx, rule: Rule): RuleSpace | undefined {
+  const cached = ctx.spaceCache.get(rule);
   if (cached !== undefined) return cached ?? undefined;
-  const compute = (): RuleKeys | undefined => {
-    if (rule.limit) return undefined;
-    const src = resolveAddresses(rule.source, ctx.objects);
-    const dst = resolveAddresses(rule.destination, ctx.objects);
-    const svc = resolveServices(rule.services, ctx.config.objects.services);
-    const exact = (a: ResolvedAddresses | undefined) => !a || [...a.v4, ...a.v6].every((p) => p.length === (p.family === 4 ? 32 : 128));
-    if (!exact(src) || !exact(dst)) return undefined;
-    let pKind = '';
-    let protoKeys: string[] = [''];
-    if (svc) {
-      if (!svc.every((x) => x.proto === 'tcp' || x.proto === 'udp')) return undefined;
-      if (svc.every((x) => x.ports.length === 0)) {
-        pKind = 'o';
-        protoKeys = [...new Set(svc.map((x) => x.proto))].sort();
-      } else if (svc.every((x) => x.ports.length > 0 && x.ports.every((r) => r.lo === r.hi))) {
-        pKind = 'p';
-        protoKeys = [...new Set(svc.flatMap((x) => x.ports.map((r) => `${x.proto} . ${r.lo}`)))].sort();
-      } else return undefined;
-    }
-    if (!src && !dst && !svc) return undefined;
-    const keys: RuleKeys['keys'] = { '4': [], '6': [], x: [] };
-    const fams: ('4' | '6' | 'x')[] = src || dst ? (['4', '6'] as const).filter((f) => addressFamilies(src).has(Number(f) as Family) && addressFamilies(dst).has(Number(f) as Family)) : ['x'];
-    for (const fam of fams) {
-      const pick = (a: ResolvedAddresses | undefined) => (a ? dedupe(fam === '4' ? a.v4 : a.v6).map((p) => p.text) : ['']);
-      const ss = pick(src);
-      const ds = pick(dst);
-      if (ss.length * ds.length * protoKeys.length > MAX_KEYS_PER_RULE) return undefined;
-      for (const a of ss) for (const b of ds) for (const c of protoKeys) keys[fam].push([a, b, c].filter(Boolean).join(' . '));
-    }
-    return { shape: `${src ? 's' : ''}${dst ? 'd' : ''}${pKind}`, keys };
-  };
-  const r = compute();
-  ctx.keyCache.set(rule, r ?? null);
-  return r;
+  const s = ruleSpace(ctx.config, rule, aggregate);
+  ctx.spaceCache.set(rule, s ?? null);
+  return s;
 }
 
-function keyShape(shape: string, fam: '4' | '6' | 'x'): { type: string; selector: string } {
-  const addrType = fam === '4' ? 'ipv4_addr' : 'ipv6_addr';
-  const ip = fam === '4' ? 'ip' : 'ip6';
-  const types: string[] = [];
-  const sel: string[] = [];
-  if (shape.includes('s')) (types.push(addrType), sel.push(`${ip} saddr`));
-  if (shape.includes('d')) (types.push(addrType), sel.push(`${ip} daddr`));
-  if (shape.includes('p')) (types.push('inet_proto', 'inet_service'), sel.push('meta l4proto', 'th dport'));
-  if (shape.includes('o')) (types.push('inet_proto'), sel.push('meta l4proto'));
-  return { type: types.join(' . '), selector: sel.join(' . ') };
+/** Maps for one disjoint run (one per shape and family, in first-appearance order) and the lines that consult them. */
+function emitRunMaps(ctx: Ctx, e: Emitter, chainName: string, chain: Chain, run: { rule: Rule; index: number }[]): string[] {
+  const groups = new Map<string, { elements: string[]; interval: boolean; path: string }>();
+  const runNo = ctx.mapCount++;
+  for (const { rule, index } of run) {
+    const space = spaceOf(ctx, rule)!;
+    const path = pointer(['firewall', chain, index]);
+    const target = ruleChain(ctx, e, rule, path);
+    for (const fam of space.fams) {
+      const key = `${space.shape}.${fam}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { elements: [], interval: false, path }));
+      g.interval ||= !space.exact;
+      for (const k of space.keys[fam]) g.elements.push(`${k} : goto ${target}`);
+    }
+  }
+  const lines: string[] = [];
+  for (const [key, g] of groups) {
+    const [shape, fam] = key.split('.') as [string, Fam];
+    const { type, selector } = keyShape(shape, fam);
+    const m = `m.${chainName}.${runNo}.${shape}.${fam}`;
+    emitMap(e, m, type, g.interval, g.elements, g.path);
+    lines.push(`${selector} vmap @${m}`);
+  }
+  return lines;
 }
 
 /** The chain that carries a mapped rule's counter, log and verdict (shared by every zone chain the rule is in). */
@@ -515,9 +466,9 @@ function ruleChain(ctx: Ctx, e: Emitter, rule: Rule, path: string): string {
   return name;
 }
 
-function emitMap(e: Emitter, name: string, type: string, elements: string[], path: string): void {
+function emitMap(e: Emitter, name: string, type: string, interval: boolean, elements: string[], path: string): void {
   e.emit(`\tmap ${name} {`, path);
-  e.emit(`\t\ttype ${type} : verdict`, path);
+  e.emit(`\t\ttype ${type} : verdict${interval ? '; flags interval' : ''}`, path);
   e.emit('\t\telements = {', path);
   for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) {
     e.emit(`\t\t\t${elements.slice(i, i + ELEMENTS_PER_LINE).join(', ')}${i + ELEMENTS_PER_LINE < elements.length ? ',' : ''}`, path);

@@ -40,6 +40,8 @@ function config() {
   const doc = labConfig();
   const actions = ['accept', 'reject', 'drop'] as const;
   const rules: any[] = HOSTS.map((h, k) => ({ id: `h${k}`, from: 'lan', to: 'wan', destination: [h], services: [{ proto: 'tcp', ports: [String(8000 + k)] }], action: actions[k % 3] }));
+  rules.push({ id: 'rng-0', from: 'lan', to: 'wan', destination: ['198.51.100.40/31'], services: [{ proto: 'tcp', ports: ['8500-8510'] }], action: 'reject' });
+  rules.push({ id: 'rng-1', from: 'lan', to: 'wan', destination: ['198.51.100.38/31'], services: [{ proto: 'udp', ports: ['8600-8610'] }], action: 'accept' });
   rules.push({ id: 'dup', from: 'lan', to: 'wan', destination: [HOSTS[0]], services: [{ proto: 'tcp', ports: ['8000'] }], action: 'reject' });
   rules.push(...HOSTS6.map((h, k) => ({ id: `v6-${k}`, from: 'lan', to: 'wan', destination: [h], services: [{ proto: 'udp', ports: [String(8100 + k)] }], action: k % 2 ? 'reject' : 'accept' })));
   rules.push({ id: 'catch', from: 'lan', to: 'wan', destination: ['198.51.100.32/29', '2001:db8:2::/120'], action: 'reject' });
@@ -52,13 +54,17 @@ const expectStatus: Record<string, string[]> = { accept: ['open'], drop: ['timeo
 test('verdict maps decide like the ordered rule list', async () => {
   const cfg = config();
   const { script } = compileRuleset(cfg);
-  assert.ok(script.includes('vmap @m.fwd.lan.wan.0.4'), 'the run is compiled into a map');
+  assert.match(script, /ip daddr \. meta l4proto \. th dport vmap @m\.fwd\.lan\.wan\.\d+\.dp\.4/, 'the run is compiled into a map');
+  assert.match(script, /flags interval/, 'prefixes and port ranges go into interval maps');
   await new Host(lab.fw).nft(script);
   const targets: (ProbeTarget & { src: string })[] = [];
   HOSTS.forEach((h, k) => {
     targets.push({ proto: 'tcp', host: h, port: 8000 + k, src: '192.0.2.10' });
     targets.push({ proto: 'tcp', host: h, port: 8000 + k + 1, src: '192.0.2.10' });
   });
+  for (const [host, proto, port] of [['198.51.100.40', 'tcp', 8505], ['198.51.100.41', 'tcp', 8511], ['198.51.100.38', 'udp', 8605], ['198.51.100.39', 'udp', 8610], ['198.51.100.39', 'udp', 8611]] as const) {
+    targets.push({ proto, host, port, src: '192.0.2.10' });
+  }
   HOSTS6.forEach((h, k) => {
     targets.push({ proto: 'udp', host: h, port: 8100 + k, src: '2001:db8:1::10' });
     targets.push({ proto: 'udp', host: h, port: 8200 + k, src: '2001:db8:1::10' });

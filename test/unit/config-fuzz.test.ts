@@ -175,9 +175,10 @@ function structureViolations(script: string): string[] {
       continue;
     }
     if (!current) continue;
-    const m = /^\t(chain|set|counter) (\S+) \{/.exec(line);
+    const m = /^\t(chain|set|map|counter) (\S+) \{/.exec(line);
     if (m) {
-      const map = current.decl[m[1] as keyof Decl];
+      // Named maps and sets share one namespace and are both referenced with @.
+      const map = current.decl[(m[1] === 'map' ? 'set' : m[1]) as keyof Decl];
       map.set(m[2], (map.get(m[2]) ?? 0) + 1);
     }
     for (const r of line.matchAll(/\b(?:goto|jump) ([A-Za-z0-9_./-]+)/g)) current.refs.push({ kind: 'chain', name: r[1], line });
