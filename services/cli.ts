@@ -188,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
       const addresses = args[0] === '-' ? readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : args;
       const ttlSeconds = intArg(o.ttl, 'ttlSeconds');
       const brief = !o.json && addresses.length > 5;
-      const recs = await call('block', { blocks: addresses.map((address) => ({ address, ttlSeconds, reason: o.message })), source: 'local', brief });
+      const recs = await call('block', { addresses, ttlSeconds, reason: o.message, source: 'local', brief });
       if (o.json) printJson(recs);
       else print(`blocked ${brief ? `${recs.blocked} addresses` : recs.map((r: any) => r.address).join(', ')}${o.ttl ? ` for ${o.ttl} s` : ''}`);
       return 0;

@@ -164,7 +164,13 @@ export class Daemon {
         return readCounters(this.host, compileRuleset(parseConfig(running.document)).counters);
       },
       block: async (p) => {
-        const recs = await this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], typeof p.source === 'string' ? p.source.slice(0, 32) : 'local');
+        // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
+        const requests = Array.isArray(p.blocks)
+          ? p.blocks
+          : Array.isArray(p.addresses)
+            ? p.addresses.map((address: unknown) => ({ address, ttlSeconds: p.ttlSeconds, reason: p.reason }))
+            : [p];
+        const recs = await this.blocks.block(requests, typeof p.source === 'string' ? p.source.slice(0, 32) : 'local');
         // A bulk caller can ask for a summary instead of every record back.
         return p.brief === true ? { blocked: recs.length, addresses: recs.slice(0, 5).map((r) => r.address) } : recs;
       },

@@ -62,14 +62,19 @@ const MIGRATIONS: string[] = [
 
 /** Canonical JSON (object keys sorted at every depth, undefined members dropped) for hashing documents. */
 export function canonicalJson(value: unknown): string {
-  return (
-    JSON.stringify(value, (_key, v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-      const sorted: Record<string, unknown> = {};
-      for (const k of Object.keys(v).sort()) sorted[k] = v[k];
-      return sorted;
-    }) ?? 'null'
-  );
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    // Fast path for the big lists (blocklists, address objects): arrays of strings or numbers.
+    if (value.every((v) => typeof v === 'string' || typeof v === 'number')) return JSON.stringify(value);
+    return '[' + value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',') + ']';
+  }
+  const obj = value as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const k of Object.keys(obj).sort()) {
+    if (obj[k] === undefined) continue;
+    parts.push(JSON.stringify(k) + ':' + canonicalJson(obj[k]));
+  }
+  return '{' + parts.join(',') + '}';
 }
 
 export function documentHash(doc: unknown): string {
@@ -219,10 +224,8 @@ export class Store {
   // ---- dynamic blocks ----
 
   upsertBlocks(blocks: BlockRecord[]): void {
-    const stmt = this.sql.prepare(
-      `INSERT INTO blocks (address, family, expires_at, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(address) DO UPDATE SET expires_at = excluded.expires_at, reason = excluded.reason, source = excluded.source`,
-    );
+    // REPLACE keeps one row per address; the caller passes the original creation time of a renewed block.
+    const stmt = this.sql.prepare('INSERT OR REPLACE INTO blocks (address, family, expires_at, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.sql.transaction(() => {
       for (const b of blocks) stmt.run(b.address, b.family, b.expiresAt ?? null, b.reason, b.source, b.createdAt);
     })();

@@ -118,6 +118,19 @@ export function addressFamilies(a: ResolvedAddresses | undefined): Set<Family> {
   return f;
 }
 
+/** Blocklists parsed during validation, keyed by the validated entries array, so the compiler parses them once. */
+const parsedLists = new WeakMap<readonly string[], Prefix[]>();
+
+/** The parsed prefixes of a validated blocklist (parsed now if it did not come through validation). */
+export function parsedBlocklist(entries: readonly string[]): Prefix[] {
+  let parsed = parsedLists.get(entries);
+  if (!parsed) {
+    parsed = entries.map(parsePrefix).filter((x): x is Prefix => !!x);
+    parsedLists.set(entries, parsed);
+  }
+  return parsed;
+}
+
 export interface ValidationResult {
   ok: boolean;
   config?: Config;
@@ -292,9 +305,13 @@ function crossCheck(c: Config): Problem[] {
   c.firewall.blocklists.forEach((b, i) => {
     if (lists.has(b.name)) p.add(['firewall', 'blocklists', i, 'name'], `duplicate blocklist "${b.name}"`);
     lists.add(b.name);
+    const parsed: Prefix[] = [];
     b.entries.forEach((e, j) => {
-      if (!parsePrefix(e)) p.add(['firewall', 'blocklists', i, 'entries', j], 'not an IP address or CIDR');
+      const prefix = parsePrefix(e);
+      if (prefix) parsed.push(prefix);
+      else p.add(['firewall', 'blocklists', i, 'entries', j], 'not an IP address or CIDR');
     });
+    parsedLists.set(b.entries, parsed);
   });
 
   const al = c.firewall.antiLockout;

@@ -18,6 +18,7 @@ import { pointer } from '../core/errors.ts';
 import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
+  parsedBlocklist,
   parsePort,
   resolveAddresses,
   resolveServices,
@@ -315,9 +316,7 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
     const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
-    for (const e of b.entries) {
-      const p = parsePrefix(e);
-      if (!p) continue;
+    for (const p of parsedBlocklist(b.entries)) {
       const host = p.length === (p.family === 4 ? 32 : 128);
       split[`${p.family}${host ? 'h' : 'n'}`].push(p);
     }
