@@ -95,6 +95,34 @@ export function resolveServices(
   return out;
 }
 
+/** Sort and merge overlapping or adjacent port ranges. */
+export function mergePortRanges(ranges: readonly PortRange[]): PortRange[] {
+  const sorted = [...ranges].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
+  const out: PortRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.lo <= last.hi + 1) last.hi = Math.max(last.hi, r.hi);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/**
+ * The anti-lockout rule: which zones and TCP ports stay reachable on input whatever the rules say. Default zones:
+ * those of interfaces marked `management`, else the zone `lan`; default ports 22 and 443. Undefined when off.
+ */
+export function antiLockoutScope(config: Config): { zones: string[]; ports: PortRange[] } | undefined {
+  const al = config.firewall.antiLockout;
+  if (al === false || (typeof al === 'object' && !al.enabled)) return undefined;
+  let zones = typeof al === 'object' && al.zones ? al.zones : undefined;
+  if (!zones) {
+    const mgmt = config.interfaces.filter((i) => i.management && i.zone).map((i) => i.zone!);
+    zones = mgmt.length ? mgmt : config.zones.some((z) => z.name === 'lan') ? ['lan'] : [];
+  }
+  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', '443']).map((p) => parsePort(p) as PortRange);
+  return { zones, ports };
+}
+
 /** Address families a service list can match: icmp is IPv4 only, icmpv6 IPv6 only. */
 export function serviceFamilies(services: ServiceMatch[] | undefined): Set<Family> {
   if (!services) return new Set([4, 6]);

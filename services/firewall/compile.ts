@@ -18,6 +18,8 @@ import { pointer } from '../core/errors.ts';
 import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
+  antiLockoutScope,
+  mergePortRanges,
   parsedBlocklist,
   parsePort,
   resolveAddresses,
@@ -558,14 +560,7 @@ function serviceGroups(svc: ServiceMatch[], fam: Family | null): { match: string
 
 /** Ports as nft: `80`, `1000-2000` or `{ 80, 443, 8000-8100 }`, merged and sorted. */
 export function portSet(ranges: PortRange[]): string {
-  const sorted = [...ranges].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
-  const merged: PortRange[] = [];
-  for (const r of sorted) {
-    const last = merged[merged.length - 1];
-    if (last && r.lo <= last.hi + 1) last.hi = Math.max(last.hi, r.hi);
-    else merged.push({ ...r });
-  }
-  const text = merged.map((r) => (r.lo === r.hi ? String(r.lo) : `${r.lo}-${r.hi}`));
+  const text = mergePortRanges(ranges).map((r) => (r.lo === r.hi ? String(r.lo) : `${r.lo}-${r.hi}`));
   return text.length === 1 ? text[0] : `{ ${text.join(', ')} }`;
 }
 
@@ -611,15 +606,8 @@ function emitSet(e: Emitter, name: string, fam: Family, interval: boolean, eleme
 }
 
 function antiLockoutSpec(config: Config): { devices: string[]; ports: PortRange[] } | undefined {
-  const al = config.firewall.antiLockout;
-  if (al === false || (typeof al === 'object' && !al.enabled)) return undefined;
-  let zones = typeof al === 'object' && al.zones ? al.zones : undefined;
-  if (!zones) {
-    const mgmt = config.interfaces.filter((i) => i.management && i.zone).map((i) => i.zone!);
-    zones = mgmt.length ? mgmt : config.zones.some((z) => z.name === 'lan') ? ['lan'] : [];
-  }
-  const devices = config.interfaces.filter((i) => i.zone && zones!.includes(i.zone)).map((i) => i.device);
-  if (!devices.length) return undefined;
-  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', '443']).map((p) => parsePort(p) as PortRange);
-  return { devices, ports };
+  const scope = antiLockoutScope(config);
+  if (!scope) return undefined;
+  const devices = config.interfaces.filter((i) => i.zone && scope.zones.includes(i.zone)).map((i) => i.device);
+  return devices.length ? { devices, ports: scope.ports } : undefined;
 }

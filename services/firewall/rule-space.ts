@@ -7,7 +7,7 @@
  */
 import type { Config, Rule } from '../core/schema.ts';
 import { overlaps, type Prefix } from '../core/net.ts';
-import { resolveAddresses, resolveServices, type PortRange } from '../core/validate.ts';
+import { mergePortRanges, resolveAddresses, resolveServices, type PortRange } from '../core/validate.ts';
 
 export type Fam = '4' | '6' | 'x';
 
@@ -29,17 +29,6 @@ export interface RuleSpace {
 const MAX_KEYS_PER_RULE = 256;
 const isHost = (p: Prefix) => p.length === (p.family === 4 ? 32 : 128);
 
-function mergeRanges(ranges: PortRange[]): PortRange[] {
-  const sorted = [...ranges].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
-  const out: PortRange[] = [];
-  for (const r of sorted) {
-    const last = out[out.length - 1];
-    if (last && r.lo <= last.hi + 1) last.hi = Math.max(last.hi, r.hi);
-    else out.push({ ...r });
-  }
-  return out;
-}
-
 /** The rule as lookup keys, or undefined when it must stay a linear rule (rate limit, ICMP types, too many keys). */
 export function ruleSpace(config: Config, rule: Rule, aggregate: (l: Prefix[]) => Prefix[]): RuleSpace | undefined {
   if (rule.limit) return undefined;
@@ -57,7 +46,7 @@ export function ruleSpace(config: Config, rule: Rule, aggregate: (l: Prefix[]) =
       if (s.ports.length === 0 || prev === null) byProto.set(s.proto, null);
       else byProto.set(s.proto, [...(prev ?? []), ...s.ports]);
     }
-    svc = [...byProto.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([proto, ports]) => ({ proto, ports: ports ? mergeRanges(ports) : [] }));
+    svc = [...byProto.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([proto, ports]) => ({ proto, ports: ports ? mergePortRanges(ports) : [] }));
     const withPorts = svc.filter((s) => s.ports.length > 0).length;
     if (withPorts === svc.length) pKind = 'p';
     else if (withPorts === 0) pKind = 'o';

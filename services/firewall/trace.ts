@@ -6,7 +6,7 @@
 import type { Config, Rule } from '../core/schema.ts';
 import { RampartError, pointer, type Problem } from '../core/errors.ts';
 import { contains, parseAddress, parseInterfaceAddress, parsePrefix, type Prefix } from '../core/net.ts';
-import { parsePort, resolveAddresses, resolveServices, type L4 } from '../core/validate.ts';
+import { antiLockoutScope, parsePort, resolveAddresses, resolveServices, type L4 } from '../core/validate.ts';
 
 export interface TraceRequest {
   from: string;
@@ -136,7 +136,7 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
       steps.push(`port forward ${pfId} to the firewall itself opens the input path`);
       return { verdict: 'accept', chain, decidedBy: 'port-forward', rule: pfId, path: pfPath, dnat, steps };
     }
-    const al = antiLockout(config);
+    const al = antiLockoutScope(config);
     if (al && fromZone && al.zones.includes(fromZone) && req.proto === 'tcp' && al.ports.some((p) => dport! >= p.lo && dport! <= p.hi)) {
       steps.push('anti-lockout keeps management reachable');
       return { verdict: 'accept', chain, decidedBy: 'anti-lockout', path: '/firewall/antiLockout', steps };
@@ -179,14 +179,3 @@ function ruleMatches(config: Config, r: Rule, src: Prefix, dst: Prefix, proto: L
   return candidates.every((s) => s.echoOnly) ? icmpType === 'echo-request' : true;
 }
 
-function antiLockout(config: Config): { zones: string[]; ports: { lo: number; hi: number }[] } | undefined {
-  const al = config.firewall.antiLockout;
-  if (al === false || (typeof al === 'object' && !al.enabled)) return undefined;
-  let zones = typeof al === 'object' && al.zones ? al.zones : undefined;
-  if (!zones) {
-    const mgmt = config.interfaces.filter((i) => i.management && i.zone).map((i) => i.zone!);
-    zones = mgmt.length ? mgmt : config.zones.some((z) => z.name === 'lan') ? ['lan'] : [];
-  }
-  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', '443']).map((p) => parsePort(p) as { lo: number; hi: number });
-  return { zones, ports };
-}
