@@ -62,7 +62,8 @@ export class RampartError extends Error {
 
 /** Escape one reference token of a JSON pointer (RFC 6901). */
 export function pointerToken(token: string | number): string {
-  return String(token).replace(/~/g, '~0').replace(/\//g, '~1');
+  if (typeof token === 'number') return String(token);
+  return token.includes('~') || token.includes('/') ? token.replace(/~/g, '~0').replace(/\//g, '~1') : token;
 }
 
 export function pointer(path: ReadonlyArray<string | number | symbol>): string {
