@@ -49,6 +49,7 @@ export class Daemon {
     this.firewall = new Firewall(this.store, this.host, opts.log.child({ svc: 'firewall' }), this.events, {
       restoreBlocks: () => this.blocks.restoreNow(),
       blocksMarker: true,
+      scratchFile: join(opts.dataDir, 'apply.nft'),
     });
     this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), this.handlers(), opts.log.child({ svc: 'control' }));
   }

@@ -77,6 +77,15 @@ export function canonicalJson(value: unknown): string {
   return '{' + parts.join(',') + '}';
 }
 
+export interface PreparedDocument {
+  text: string;
+  hash: string;
+}
+
+export function prepareDocument(doc: unknown): PreparedDocument {
+  return { text: JSON.stringify(doc), hash: documentHash(doc) };
+}
+
 export function documentHash(doc: unknown): string {
   return 'sha256:' + createHash('sha256').update(canonicalJson(doc)).digest('hex');
 }
@@ -150,14 +159,18 @@ export class Store {
 
   // ---- versions ----
 
-  addVersion(v: { author: string; source: VersionSource; message?: string; document: unknown; state: VersionState }): VersionRecord {
+  /**
+   * Journal a version. `prepared` (from prepareDocument) lets a caller serialise and hash a big document earlier,
+   * e.g. while nft loads the ruleset.
+   */
+  addVersion(
+    v: { author: string; source: VersionSource; message?: string; document: unknown; state: VersionState },
+    prepared: PreparedDocument = prepareDocument(v.document),
+  ): VersionRecord {
     const now = new Date().toISOString();
-    const docText = JSON.stringify(v.document);
     const info = this.sql
-      .prepare(
-        'INSERT INTO versions (created_at, author, source, message, state, hash, document) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(now, v.author, v.source, v.message ?? '', v.state, documentHash(v.document), docText);
+      .prepare('INSERT INTO versions (created_at, author, source, message, state, hash, document) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(now, v.author, v.source, v.message ?? '', v.state, prepared.hash, prepared.text);
     return this.getVersionMeta(Number(info.lastInsertRowid))!;
   }
 

@@ -6,7 +6,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
 import { parseConfig } from '../core/validate.ts';
-import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
+import { prepareDocument, type PreparedDocument, type Store, type VersionRecord, type VersionSource } from '../core/store.ts';
 import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
@@ -47,6 +47,8 @@ export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
 }
 
 export interface FirewallHooks {
+  /** Where big scripts are written for nft to read (inside the data directory); stdin when unset. */
+  scratchFile?: string;
   /** Rebuild the dynamic blocks table from the store (after it vanished). */
   restoreBlocks?: () => Promise<void>;
   /** Whether the dynamic blocks table carries a marker to check in every transaction. */
@@ -157,8 +159,12 @@ export class Firewall {
       const compiled = compileRuleset(config);
       const t2 = performance.now();
       const previous = this.store.runningVersionMeta();
+      let prepared: PreparedDocument | undefined;
       try {
-        await this.load(compiled);
+        const loading = this.load(compiled);
+        // nft works in its own process now: serialise and hash the document for the journal meanwhile.
+        prepared = prepareDocument(req.document);
+        await loading;
       } catch (err) {
         const e = RampartError.from(err);
         const failed = this.store.addVersion({ ...req, state: 'failed' });
@@ -170,7 +176,7 @@ export class Firewall {
       const now = new Date();
       const confirm = req.confirmSeconds && req.confirmSeconds > 0 ? req.confirmSeconds : undefined;
       const rec = this.store.sql.transaction(() => {
-        const v = this.store.addVersion({ ...req, state: confirm ? 'pending_confirm' : 'applied' });
+        const v = this.store.addVersion({ ...req, state: confirm ? 'pending_confirm' : 'applied' }, prepared);
         this.store.updateVersion(v.version, {
           appliedAt: now.toISOString(),
           confirmDeadline: confirm ? new Date(now.getTime() + confirm * 1000).toISOString() : null,
@@ -280,7 +286,7 @@ export class Firewall {
     const mainOnly = this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
     const part = mainOnly ? compiled.main : compiled;
     const markers = [...(mainOnly ? [markerCheck(LISTS_TABLE)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
-    const res = await this.host.nft(part.script + markers, { allowFailure: true });
+    const res = await this.host.nft(part.script + markers, { allowFailure: true, viaFile: this.hooks.scratchFile });
     if (res.exitCode !== 0) {
       const problems = mapNftErrors(res.stderr, part.lineMap);
       const markerLine = part.lineMap.length;

@@ -3,6 +3,8 @@
  * when a network namespace is configured, kernel-facing commands run inside it through `ip netns exec`.
  */
 import { execa } from 'execa';
+import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { RampartError } from '../core/errors.ts';
 
 export interface RunOptions {
@@ -64,9 +66,20 @@ export class Host {
     return run(cmd, args, { ...opts, netns: this.netns });
   }
 
-  /** Load an nft script from stdin; `check` runs `nft -c` (nothing changes). */
-  nft(script: string, opts: { check?: boolean; allowFailure?: boolean } = {}): Promise<RunResult> {
-    return this.run('nft', opts.check ? ['-c', '-f', '-'] : ['-f', '-'], { input: script, allowFailure: opts.allowFailure });
+  /**
+   * Load an nft script; `check` runs `nft -c` (nothing changes). With `viaFile`, the script is written to that path
+   * first and nft reads it there, so the caller's thread is free while nft works (stdin would wait for it).
+   */
+  async nft(script: string, opts: { check?: boolean; allowFailure?: boolean; viaFile?: string } = {}): Promise<RunResult> {
+    const flags = opts.check ? ['-c', '-f'] : ['-f'];
+    if (!opts.viaFile) return this.run('nft', [...flags, '-'], { input: script, allowFailure: opts.allowFailure });
+    // Written synchronously so that nft is already running when this call returns its promise.
+    writeFileSync(opts.viaFile, script, { mode: 0o600 });
+    try {
+      return await this.run('nft', [...flags, opts.viaFile], { allowFailure: opts.allowFailure });
+    } finally {
+      await rm(opts.viaFile, { force: true });
+    }
   }
 
   async nftJson(args: readonly string[]): Promise<any> {
