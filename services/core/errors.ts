@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'system'
   | 'unauthorized'
   | 'forbidden'
+  | 'throttled'
+  | 'too_large'
   | 'internal';
 
 const exitCodes: Record<ErrorCode, number> = {
@@ -26,13 +28,33 @@ const exitCodes: Record<ErrorCode, number> = {
   system: 1,
   unauthorized: 1,
   forbidden: 1,
+  throttled: 1,
+  too_large: 2,
   internal: 1,
+};
+
+/** HTTP status for each code (the API maps errors in one place with this). */
+export const httpStatus: Record<ErrorCode, number> = {
+  invalid_input: 422,
+  not_found: 404,
+  conflict: 409,
+  unavailable: 503,
+  apply_failed: 500,
+  system: 500,
+  unauthorized: 401,
+  forbidden: 403,
+  throttled: 429,
+  too_large: 413,
+  internal: 500,
 };
 
 export class RampartError extends Error {
   readonly code: ErrorCode;
   /** Problems with the input, each with a JSON pointer (named so, not `details`, which test runners read). */
   readonly problems: Problem[];
+
+  /** For 'throttled': seconds until a retry can succeed. */
+  retryAfterSeconds?: number;
 
   constructor(code: ErrorCode, message: string, problems: Problem[] = []) {
     super(message);

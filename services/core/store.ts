@@ -58,6 +58,35 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX blocks_expiry ON blocks(expires_at);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 2: local users, server-side sessions, the audit log.
+  `CREATE TABLE users (
+     username TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     password_hash TEXT NOT NULL,
+     must_change INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     id_hash TEXT PRIMARY KEY,
+     username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+     created_at INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     source TEXT NOT NULL DEFAULT ''
+   );
+   CREATE INDEX sessions_user ON sessions(username);
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY,
+     at INTEGER NOT NULL,
+     username TEXT,
+     role TEXT,
+     source TEXT NOT NULL DEFAULT '',
+     action TEXT NOT NULL,
+     target TEXT NOT NULL DEFAULT '',
+     result TEXT NOT NULL,
+     detail TEXT NOT NULL DEFAULT ''
+   );
+   CREATE INDEX audit_at ON audit(at);`,
 ];
 
 /** Canonical JSON (object keys sorted at every depth, undefined members dropped) for hashing documents. */
