@@ -285,11 +285,7 @@ export type PortForward = z.output<typeof PortForward>;
 
 /** The JSON Schema of the configuration document (what a user writes). */
 export function configJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(Config, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://rampart.example.net/schema/rampart.schema.json',
-    title: 'Rampart configuration document',
-    ...schema,
-  };
+  const { $schema: _dialect, ...schema } = z.toJSONSchema(Config, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  // The dialect is JSON Schema draft 2020-12; its identifier URL is left out so the file names no remote host.
+  return { title: 'Rampart configuration document', description: 'JSON Schema (draft 2020-12) of the Rampart configuration document', ...schema };
 }
