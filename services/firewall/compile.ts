@@ -479,7 +479,7 @@ function emitMap(e: Emitter, name: string, type: string, interval: boolean, elem
 }
 
 /** One rule → one or more nft rule lines (per address family and protocol as needed), sharing its named counter. */
-export function compileRule(ctx: Ctx, rule: Rule): string[] {
+function compileRule(ctx: Ctx, rule: Rule): string[] {
   const src = resolveAddresses(rule.source, ctx.objects);
   const dst = resolveAddresses(rule.destination, ctx.objects);
   const svc = resolveServices(rule.services, ctx.config.objects.services);
