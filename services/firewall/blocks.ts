@@ -8,7 +8,10 @@ import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
 import { parsePrefix, overlaps, type Prefix } from '../core/net.ts';
 import type { BlockRecord, Store } from '../core/store.ts';
-import type { Host } from '../host/exec.ts';
+import { setelemHelper, type Host } from '../host/exec.ts';
+import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
 
@@ -23,6 +26,12 @@ export interface BlockRequest {
 }
 
 type SetName = 'b4h' | 'b4n' | 'b6h' | 'b6n';
+
+interface BlockedElement {
+  address: string;
+  set: SetName;
+  expiresAt?: number;
+}
 
 function setFor(p: Prefix): SetName {
   const host = p.length === (p.family === 4 ? 32 : 128);
@@ -186,19 +195,48 @@ export class Blocks {
       }
       const fresh = records.filter((r) => !existing.has(r.address));
       const renewed = records.filter((r) => existing.has(r.address));
-      // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
-      const script = [
-        ...elementStatements('add', fresh, now),
-        ...elementStatements('add', renewed.map((r) => ({ address: r.address, set: r.set })), now),
-        ...elementStatements('delete', renewed, now),
-        ...elementStatements('add', renewed, now),
-      ].join('\n');
-      if (script) await this.host.nft(script + '\n');
       const out: BlockRecord[] = records.map(({ set: _s, prefix: _p, ...r }) => (existing.has(r.address) ? { ...r, createdAt: existing.get(r.address)! } : r));
-      this.store.upsertBlocks(out);
+      const helper = records.every((r) => r.set.endsWith('h')) ? setelemHelper() : undefined;
+      if (helper) await this.writeThroughHelper(helper, fresh, renewed, out, now);
+      else {
+        // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
+        const script = [
+          ...elementStatements('add', fresh, now),
+          ...elementStatements('add', renewed.map((r) => ({ address: r.address, set: r.set })), now),
+          ...elementStatements('delete', renewed, now),
+          ...elementStatements('add', renewed, now),
+        ].join('\n');
+        if (script) await this.host.nft(script + '\n');
+        this.store.upsertBlocks(out);
+      }
       this.events?.emit('block', { type: 'added', addresses: out.map((r) => r.address), source });
       return out;
     });
+  }
+
+  /**
+   * Single addresses only: one netlink transaction through rampart-setelem, with the store written while the kernel
+   * works (and put back if the kernel refuses).
+   */
+  private async writeThroughHelper(helper: string, fresh: BlockedElement[], renewed: BlockedElement[], out: BlockRecord[], now: number): Promise<void> {
+    const ttl = (r: BlockedElement) => (r.expiresAt === undefined ? '' : ` ${Math.max(1000, r.expiresAt - now)}`);
+    const lines: string[] = [];
+    for (const r of fresh) lines.push(`a ${r.set} ${r.address}${ttl(r)}`);
+    for (const r of renewed) lines.push(`a ${r.set} ${r.address}`, `d ${r.set} ${r.address}`, `a ${r.set} ${r.address}${ttl(r)}`);
+    if (!lines.length) return;
+    const file = join(dirname(this.store.path), 'blocks.elements');
+    writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
+    const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true });
+    const before = renewed.map((r) => this.store.getBlock(r.address)).filter((b): b is BlockRecord => !!b);
+    this.store.upsertBlocks(out);
+    const res = await kernel.finally(() => rm(file, { force: true }));
+    if (res.exitCode !== 0) {
+      this.store.sql.transaction(() => {
+        for (const r of fresh) this.store.deleteBlock(r.address);
+        this.store.upsertBlocks(before);
+      })();
+      throw new RampartError('system', `the kernel refused the blocks: ${res.stderr.trim().slice(0, 500)}`);
+    }
   }
 
   async unblock(address: string): Promise<boolean> {

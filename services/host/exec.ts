@@ -3,7 +3,8 @@
  * when a network namespace is configured, kernel-facing commands run inside it through `ip netns exec`.
  */
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { RampartError } from '../core/errors.ts';
 
@@ -54,6 +55,19 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     throw new RampartError('system', `${cmd} ${args.slice(0, 3).join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim().slice(0, 2000)}`);
   }
   return out;
+}
+
+/** The project's root folder (where package.json is), from the sources or from the build. */
+export function projectRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/** The netlink set-element helper built by scripts/bootstrap, if it is there. */
+export function setelemHelper(): string | undefined {
+  const path = join(projectRoot(), 'build', 'bin', 'rampart-setelem');
+  return existsSync(path) ? path : undefined;
 }
 
 /** A command runner bound to one namespace. */
