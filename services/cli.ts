@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RampartError, formatProblems } from './core/errors.ts';
 import { callDaemon } from './control.ts';
+import type { Role } from './api/auth.ts';
 
 // Heavier modules (schema, compiler, YAML, logger) are imported by the verbs that need them, so the verbs that
 // only talk to the daemon start fast.
@@ -27,6 +28,10 @@ const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
   stats [--json]                      per-rule counters
   trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]
   lab up|down [--prefix P]            the lab topology of network namespaces
+  user add NAME --role R | passwd NAME [--must-change] | del NAME | list [--json]
+                                      local users, offline too (password: --password-stdin or RAMPART_NEW_PASSWORD)
+  audit [--json] [--limit N] [--user U] [--since ISO]
+                                      the audit log
 
 Options: --data DIR (env RAMPART_DATA, default /var/lib/rampart), --netns NAME (env RAMPART_NETNS).`;
 
@@ -48,6 +53,11 @@ const OPTIONS = {
   dport: { type: 'string' },
   limit: { type: 'string' },
   all: { type: 'boolean' },
+  role: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  'must-change': { type: 'boolean' },
+  user: { type: 'string' },
+  since: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -245,15 +255,115 @@ export async function main(argv: string[]): Promise<number> {
       } else throw RampartError.invalid([], 'usage: rampart lab up|down [--prefix P]');
       return 0;
     }
+    case 'audit': {
+      // Reads the store directly: works whether or not the daemon runs (WAL).
+      const { AuditLog } = await import('./api/audit.ts');
+      const store = await openStore(dataDir);
+      try {
+        let since: number | undefined;
+        if (o.since !== undefined) {
+          since = /^\d{1,15}$/.test(o.since) ? Number(o.since) : Date.parse(o.since);
+          if (!Number.isFinite(since)) throw RampartError.invalid([{ path: '/since', message: 'must be an ISO date or epoch milliseconds' }]);
+        }
+        const list = new AuditLog(store).list({ limit: intArg(o.limit, 'limit') ?? 100, username: o.user, since });
+        if (o.json) printJson(list);
+        else if (!list.length) print('no audit entries');
+        else
+          print(
+            table([
+              ['TIME', 'USER', 'ROLE', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'DETAIL'],
+              ...list.map((e) => [new Date(e.at).toISOString(), e.username ?? '-', e.role ?? '-', e.source || '-', e.action, e.target || '-', e.result, e.detail]),
+            ]),
+          );
+      } finally {
+        store.close();
+      }
+      return 0;
+    }
+    case 'user':
+      return userVerb(dataDir, args, o, author);
     case 'alerts':
     case 'ids':
-    case 'audit':
-    case 'user':
     case 'enroll':
       throw new RampartError('unavailable', `"${verb}" is not part of this build yet`);
     default:
       process.stderr.write(`rampart: unknown verb "${verb}"\n${USAGE}\n`);
       return 2;
+  }
+}
+
+/** Open the SQLite store directly (the offline verbs: user, audit). */
+async function openStore(dataDir: string) {
+  const { Store } = await import('./core/store.ts');
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(dataDir)) throw new RampartError('system', `data directory ${dataDir} does not exist`);
+  try {
+    return new Store(join(dataDir, 'rampart.db')).open();
+  } catch (err) {
+    throw err instanceof RampartError ? err : new RampartError('system', `cannot open the store in ${dataDir}: ${(err as Error).message}`);
+  }
+}
+
+/** The new password: one line from stdin with --password-stdin, else env RAMPART_NEW_PASSWORD. Never printed. */
+function newPassword(o: Opts): string {
+  let pw: string | undefined;
+  if (o['password-stdin']) {
+    let text: string;
+    try {
+      text = readFileSync(0, 'utf8');
+    } catch (err) {
+      throw new RampartError('invalid_input', `cannot read the password from stdin: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    pw = text.split('\n')[0].replace(/\r$/, '');
+  } else pw = process.env.RAMPART_NEW_PASSWORD;
+  if (!pw) throw RampartError.invalid([{ path: '/password', message: 'required: --password-stdin (one line on stdin) or env RAMPART_NEW_PASSWORD' }]);
+  return pw;
+}
+
+/** `rampart user add|passwd|del|list`: local users straight in the store (console recovery; the daemon need not run). */
+async function userVerb(dataDir: string, args: string[], o: Opts, author: string): Promise<number> {
+  const usage = 'usage: rampart user add NAME --role admin|operator|viewer | passwd NAME [--must-change] | del NAME | list [--json]';
+  const [sub, name] = args;
+  if (!sub || !['add', 'passwd', 'del', 'list'].includes(sub) || (sub !== 'list' && !name)) throw RampartError.invalid([], usage);
+  // Read the password before touching the store, so bad input leaves no trace.
+  const password = sub === 'add' || sub === 'passwd' ? newPassword(o) : undefined;
+  if (sub === 'add' && !o.role) throw RampartError.invalid([{ path: '/role', message: 'required: --role admin|operator|viewer' }], usage);
+  const [{ Auth }, { AuditLog }, { silentLogger }] = await Promise.all([import('./api/auth.ts'), import('./api/audit.ts'), import('./core/log.ts')]);
+  const store = await openStore(dataDir);
+  try {
+    const audit = new AuditLog(store);
+    const auth = new Auth(store, silentLogger(), { audit });
+    if (sub === 'list') {
+      const users = auth.listUsers();
+      if (o.json) printJson(users);
+      else if (!users.length) print('no users');
+      else print(table([['USER', 'ROLE', 'MUST CHANGE', 'CREATED'], ...users.map((u) => [u.username, u.role, u.mustChange ? 'yes' : 'no', new Date(u.createdAt).toISOString()])]));
+      return 0;
+    }
+    const action = `user.${sub}`;
+    const record = (result: 'ok' | 'failed', detail: string) => audit.record({ username: author, role: 'console', source: 'console', action, target: name, result, detail });
+    try {
+      if (sub === 'add') {
+        const u = await auth.createUser(name, password!, o.role as Role, { mustChange: !!o['must-change'] });
+        record('ok', `role ${u.role}${u.mustChange ? ', must change password' : ''}`);
+        o.json ? printJson(u) : print(`user ${u.username} added (${u.role})`);
+      } else if (sub === 'passwd') {
+        await auth.setPassword(name, password!, { mustChange: !!o['must-change'] });
+        record('ok', `password set${o['must-change'] ? ', must change at next login' : ''}; sessions ended`);
+        o.json ? printJson({ ok: true }) : print(`password of ${name} changed; its sessions ended`);
+      } else {
+        auth.deleteUser(name);
+        record('ok', '');
+        o.json ? printJson({ ok: true }) : print(`user ${name} deleted`);
+      }
+    } catch (err) {
+      const e = RampartError.from(err);
+      record('failed', e.message + (e.problems.length ? ': ' + e.problems.map((p) => `${p.path} ${p.message}`).join('; ') : ''));
+      throw err;
+    }
+    return 0;
+  } finally {
+    store.close();
   }
 }
 
@@ -263,7 +373,7 @@ async function serve(dataDir: string, netns: string | undefined, o: Opts): Promi
   const seed = o.config ? await readDocument(o.config) : undefined;
   if (seed !== undefined) (await validation()).parseConfig(seed);
   const watch = Number(process.env.RAMPART_WATCH_SECONDS ?? 60);
-  const daemon = new Daemon({ dataDir, netns, seed, log, watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000 });
+  const daemon = new Daemon({ dataDir, netns, seed, log, listen: o.listen, watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000 });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -275,7 +385,6 @@ async function serve(dataDir: string, netns: string | undefined, o: Opts): Promi
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   await daemon.start();
-  if (o.listen) log.warn({ listen: o.listen }, 'the HTTP API is not part of this build yet; --listen is ignored');
   await new Promise(() => undefined);
   return 0;
 }

@@ -18,6 +18,10 @@ import { configDiff } from './firewall/config-diff.ts';
 import { readCounters } from './firewall/counters.ts';
 import { tracePacket, type TraceRequest } from './firewall/trace.ts';
 import { ControlServer, type Handler } from './control.ts';
+import { Auth } from './api/auth.ts';
+import { AuditLog } from './api/audit.ts';
+import { ApiServer } from './api/server.ts';
+import { serviceBackend } from './api/app.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -27,6 +31,8 @@ export interface DaemonOptions {
   log: Logger;
   /** How often the firewall watchdog compares the kernel with the running version (default 60 s). */
   watchIntervalMs?: number;
+  /** HOST:PORT of the HTTP API (HTTPS unless HOST is a loopback address); no API without it. */
+  listen?: string;
 }
 
 const startedAt = Date.now();
@@ -38,6 +44,9 @@ export class Daemon {
   readonly firewall: Firewall;
   readonly blocks: Blocks;
   readonly control: ControlServer;
+  readonly audit: AuditLog;
+  readonly auth: Auth;
+  readonly api?: ApiServer;
   private readonly log: Logger;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -51,12 +60,32 @@ export class Daemon {
       blocksMarker: true,
       scratchFile: join(opts.dataDir, 'apply.nft'),
     });
-    this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), this.handlers(), opts.log.child({ svc: 'control' }));
+    this.audit = new AuditLog(this.store, opts.log.child({ svc: 'audit' }));
+    this.auth = new Auth(this.store, opts.log.child({ svc: 'auth' }), { audit: this.audit });
+    const handlers = this.handlers();
+    this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), handlers, opts.log.child({ svc: 'control' }));
+    if (opts.listen) {
+      this.api = new ApiServer({
+        listen: opts.listen,
+        dataDir: opts.dataDir,
+        log: opts.log.child({ svc: 'api' }),
+        deps: {
+          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status(), counters: async () => handlers.counters({}, { peer: 'api' }) }),
+          auth: this.auth,
+          audit: this.audit,
+          events: this.events,
+          log: opts.log.child({ svc: 'api' }),
+        },
+      });
+    }
   }
 
   async start(): Promise<void> {
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
+    const admin = await this.auth.ensureAdmin(process.env.RAMPART_ADMIN_PASSWORD || undefined);
+    // Printed once, on stdout only (never into the log).
+    if (admin.created && admin.password) process.stdout.write(`rampart: first-login user admin, password: ${admin.password}\n`);
     await this.blocks.start(this.opts.watchIntervalMs ?? 60_000);
     await this.firewall.start();
     if (this.opts.seed !== undefined && this.store.listVersions(1).length === 0) {
@@ -65,12 +94,19 @@ export class Daemon {
     }
     this.firewall.watch(this.opts.watchIntervalMs ?? 60_000);
     await this.control.start();
+    try {
+      await this.api?.start();
+    } catch (err) {
+      await this.stop(5000);
+      throw err;
+    }
     this.log.info({ dataDir: this.opts.dataDir, netns: this.opts.netns ?? null }, 'rampartd started');
   }
 
   /** Stop in reverse order; whatever is left after the deadline is abandoned. */
   async stop(deadlineMs = 10_000): Promise<void> {
     const work = (async () => {
+      await this.api?.stop(Math.min(3000, deadlineMs));
       await this.control.stop();
       this.firewall.unwatch();
       this.firewall.stop();
@@ -120,10 +156,27 @@ export class Daemon {
       if (!rec) throw new RampartError('not_found', `no version ${v}`);
       return rec;
     };
+    /** Control-socket mutations go to the audit log too (source 'console': root on the appliance). */
+    const audited =
+      (action: string, target: (p: any, result?: any) => string, fn: Handler): Handler =>
+      async (p, ctx) => {
+        const entry = { username: author(p), role: 'root', source: 'console', action };
+        try {
+          const result = await fn(p, ctx);
+          this.audit.record({ ...entry, target: target(p, result), result: 'ok' });
+          return result;
+        } catch (err) {
+          this.audit.record({ ...entry, target: target(p), result: 'failed', detail: RampartError.from(err).message });
+          throw err;
+        }
+      };
+    const versionTarget = (p: any, r?: any) => (r?.version ? `version ${r.version}` : p.version !== undefined ? `version ${p.version}` : '');
+    const blockTarget = (p: any) =>
+      Array.isArray(p.blocks) ? `${p.blocks.length} address(es)` : Array.isArray(p.addresses) ? `${p.addresses.length} address(es)` : String(p.address ?? '');
     return {
       status: () => this.status(),
       validate: (p) => validateConfig(p.document),
-      apply: (p) => {
+      apply: audited('config.apply', versionTarget, (p) => {
         if (p.confirmSeconds !== undefined && (!Number.isInteger(p.confirmSeconds) || p.confirmSeconds < 1 || p.confirmSeconds > 86_400)) {
           throw RampartError.invalid([{ path: '/confirmSeconds', message: 'must be an integer from 1 to 86400' }]);
         }
@@ -131,9 +184,11 @@ export class Daemon {
           throw RampartError.invalid([{ path: '/message', message: 'must be a string of at most 1024 characters' }]);
         }
         return this.firewall.apply({ document: p.document, author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
-      },
-      confirm: () => this.firewall.confirm(),
-      rollback: (p) => this.firewall.rollback({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
+      }),
+      confirm: audited('config.confirm', versionTarget, () => this.firewall.confirm()),
+      rollback: audited('config.rollback', versionTarget, (p) =>
+        this.firewall.rollback({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
+      ),
       plan: (p) => this.firewall.plan(p.document),
       history: (p) => this.store.listVersions(Number.isInteger(p.limit) ? p.limit : 100),
       show: (p) => {
@@ -164,7 +219,7 @@ export class Daemon {
         if (!running) return { rules: {} };
         return readCounters(this.host, compileRuleset(parseConfig(running.document)).counters);
       },
-      block: async (p) => {
+      block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
         const requests = Array.isArray(p.blocks)
           ? p.blocks
@@ -174,13 +229,13 @@ export class Daemon {
         const recs = await this.blocks.block(requests, typeof p.source === 'string' ? p.source.slice(0, 32) : 'local');
         // A bulk caller can ask for a summary instead of every record back.
         return p.brief === true ? { blocked: recs.length, addresses: recs.slice(0, 5).map((r) => r.address) } : recs;
-      },
-      unblock: async (p) => {
+      }),
+      unblock: audited('block.remove', (p) => (p.all === true ? 'all' : String(p.address ?? '')), async (p) => {
         if (p.all === true) return { removed: await this.blocks.unblockAll() };
         const removed = await this.blocks.unblock(p.address);
         if (!removed) throw new RampartError('not_found', `${p.address} is not blocked`);
         return { removed: true };
-      },
+      }),
       blocks: () => this.blocks.list(),
       trace: (p: TraceRequest) => {
         const running = this.store.runningVersion();

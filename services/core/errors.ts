@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'forbidden'
   | 'throttled'
   | 'too_large'
+  | 'bad_request'
+  | 'unsupported_media_type'
   | 'internal';
 
 const exitCodes: Record<ErrorCode, number> = {
@@ -30,6 +32,8 @@ const exitCodes: Record<ErrorCode, number> = {
   forbidden: 1,
   throttled: 1,
   too_large: 2,
+  bad_request: 2,
+  unsupported_media_type: 2,
   internal: 1,
 };
 
@@ -39,12 +43,14 @@ export const httpStatus: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   unavailable: 503,
-  apply_failed: 500,
+  apply_failed: 422,
   system: 500,
   unauthorized: 401,
   forbidden: 403,
   throttled: 429,
   too_large: 413,
+  bad_request: 400,
+  unsupported_media_type: 415,
   internal: 500,
 };
 

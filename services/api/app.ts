@@ -1,0 +1,173 @@
+/**
+ * The local HTTP API (SPEC §4) as a hono app: routes under /api/v1, security headers on every response, errors
+ * mapped to `{ "error": { code, message, details } }` in one place (`errorResponse`). No I/O here: the ApiServer
+ * (server.ts) serves it, tests call `app.request()` in process.
+ */
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import { RampartError, httpStatus, type Problem } from '../core/errors.ts';
+import type { EventBus } from '../core/events.ts';
+import type { Logger } from '../core/log.ts';
+import type { BlockRecord, Store, VersionRecord } from '../core/store.ts';
+import { validateConfig } from '../core/validate.ts';
+import type { Blocks } from '../firewall/blocks.ts';
+import type { Firewall } from '../firewall/apply.ts';
+import type { Auth } from './auth.ts';
+import type { AuditLog } from './audit.ts';
+import { API_PREFIX, openApiDocument } from './openapi.ts';
+import { authRoutes } from './routes/auth.ts';
+import { configRoutes } from './routes/config.ts';
+import { Router, type AnyRoute } from './routes/define.ts';
+import { eventRoutes } from './routes/events.ts';
+import { firewallRoutes } from './routes/firewall.ts';
+import { userRoutes } from './routes/users.ts';
+
+/** What the API needs from the daemon (the firewall, its journal and the dynamic blocks). */
+export interface ApiBackend {
+  status(): Promise<Record<string, unknown>>;
+  validate(document: unknown): { ok: boolean; problems: Problem[] };
+  /** Throws invalid_input (problems pointing into the document) before anything is applied. */
+  apply(req: { document: unknown; author: string; message?: string; confirmSeconds?: number }): Promise<VersionRecord>;
+  confirm(): Promise<VersionRecord>;
+  rollback(req: { version?: number; author: string }): Promise<VersionRecord>;
+  running(): VersionRecord | undefined;
+  versions(limit: number): VersionRecord[];
+  version(v: number): VersionRecord | undefined;
+  counters(): Promise<unknown>;
+  blocks(): BlockRecord[];
+  block(req: { address: string; ttlSeconds?: number; reason?: string }, source: string): Promise<BlockRecord>;
+  unblock(address: string): Promise<boolean>;
+}
+
+/** The backend over the daemon's services. */
+export function serviceBackend(s: {
+  store: Store;
+  firewall: Firewall;
+  blocks: Blocks;
+  status: () => Promise<Record<string, unknown>>;
+  counters: () => Promise<unknown>;
+}): ApiBackend {
+  return {
+    status: s.status,
+    validate: (document) => {
+      const r = validateConfig(document);
+      return { ok: r.ok, problems: r.problems };
+    },
+    apply: (r) => s.firewall.apply({ document: r.document, author: r.author, source: 'api', message: r.message, confirmSeconds: r.confirmSeconds }),
+    confirm: () => s.firewall.confirm(),
+    rollback: async (r) => {
+      if (r.version !== undefined && !s.store.getVersionMeta(r.version)) throw new RampartError('not_found', `no version ${r.version}`);
+      return s.firewall.rollback({ version: r.version, author: r.author, source: 'api' });
+    },
+    running: () => s.store.runningVersion(),
+    versions: (limit) => s.store.listVersions(limit),
+    version: (v) => s.store.getVersion(v),
+    counters: s.counters,
+    blocks: () => s.blocks.list(),
+    block: async (req, source) => {
+      try {
+        const [rec] = await s.blocks.block([req], source);
+        return rec;
+      } catch (err) {
+        // Blocks reports problems of a batch (`/0/address`); this was a single request.
+        const e = RampartError.from(err);
+        if (e.problems.length) throw new RampartError(e.code, e.message, e.problems.map((p) => ({ ...p, path: p.path.replace(/^\/0(?=\/|$)/, '') })));
+        throw e;
+      }
+    },
+    unblock: (address) => s.blocks.unblock(address),
+  };
+}
+
+export interface ApiOptions {
+  /** Served over TLS: Secure cookies, HSTS, Origin must be https. */
+  tls: boolean;
+  /** Body limit for everything but configuration documents (default 64 KiB). */
+  bodyLimit?: number;
+  /** Keep-alive interval of /events (default 15 s). */
+  heartbeatMs?: number;
+}
+
+export interface ApiDeps {
+  backend: ApiBackend;
+  /** Records login outcomes in the audit log itself (its default); the API records every other mutation. */
+  auth: Auth;
+  audit: AuditLog;
+  events: EventBus;
+  log: Logger;
+  options: ApiOptions;
+}
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/** The error document for any error; the one place where errors become HTTP. */
+export function errorResponse(c: Context, err: unknown, log?: Logger): Response {
+  let status: number;
+  let code: string;
+  let message: string;
+  let details: Problem[] = [];
+  const headers: Record<string, string> = {};
+  if (err instanceof HTTPException) {
+    status = err.status;
+    code = status === 413 ? 'too_large' : status >= 500 ? 'internal' : 'invalid_input';
+    message = err.message || 'bad request';
+  } else {
+    const e = RampartError.from(err);
+    status = httpStatus[e.code] ?? 500;
+    code = e.code;
+    message = e.message;
+    details = e.problems;
+    if (e.code === 'throttled' && e.retryAfterSeconds !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(e.retryAfterSeconds)));
+  }
+  if (code === 'internal') {
+    log?.error({ err: err instanceof Error ? err.stack : String(err), method: c.req.method, path: c.req.path }, 'API request failed');
+    message = 'internal error (see the daemon log)';
+  }
+  return c.json({ error: { code, message, details } }, status as any, headers);
+}
+
+/** The hono app, with the list of its routes (for the OpenAPI document and its coverage test). */
+export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[] } {
+  const { backend, auth, audit, events, log, options } = deps;
+  const tls = options.tls;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = new Hono();
+
+  app.use('*', async (c, next) => {
+    await next();
+    const h = c.res.headers;
+    h.set('Content-Security-Policy', CSP);
+    h.set('X-Content-Type-Options', 'nosniff');
+    h.set('Referrer-Policy', 'no-referrer');
+    h.set('X-Frame-Options', 'DENY');
+    h.set('Cross-Origin-Opener-Policy', 'same-origin');
+    h.set('Cross-Origin-Resource-Policy', 'same-origin');
+    if (tls) h.set('Strict-Transport-Security', 'max-age=31536000');
+    if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store');
+  });
+  app.onError((err, c) => errorResponse(c, err, log));
+  app.notFound((c) => errorResponse(c, new RampartError('not_found', `no route ${c.req.method} ${c.req.path.slice(0, 200)}`)));
+
+  const api = new Hono();
+  const router = new Router(api, { auth, audit, log: log.child({ svc: 'api' }), tls, bodyLimit });
+  authRoutes(router, { auth, tls });
+  configRoutes(router, backend);
+  firewallRoutes(router, backend);
+  userRoutes(router, { auth, audit });
+  eventRoutes(router, { auth, events, heartbeatMs: options.heartbeatMs });
+  let doc: Record<string, unknown> | undefined;
+  router.add({
+    method: 'get',
+    path: '/openapi.json',
+    tag: 'meta',
+    summary: 'This OpenAPI 3.1 document',
+    need: 'public',
+    response: z.record(z.string(), z.unknown()),
+    handler: () => (doc ??= openApiDocument(router.routes, { version: '1.0.0', bodyLimit })),
+  });
+  app.route(API_PREFIX, api);
+  return Object.assign(app, { apiRoutes: router.routes });
+}
