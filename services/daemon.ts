@@ -70,7 +70,7 @@ export class Daemon {
         dataDir: opts.dataDir,
         log: opts.log.child({ svc: 'api' }),
         deps: {
-          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status(), counters: async () => handlers.counters({}, { peer: 'api' }) }),
+          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status({ live: false }), counters: async () => handlers.counters({}, { peer: 'api' }) }),
           auth: this.auth,
           audit: this.audit,
           events: this.events,
@@ -117,15 +117,19 @@ export class Daemon {
     this.log.info('rampartd stopped');
   }
 
-  async status(): Promise<Record<string, unknown>> {
-    const running = this.store.runningVersion();
-    const pending = this.store.pendingVersion();
+  /**
+   * Versions and the health of each subsystem. `live` looks at the kernel now (the CLI); otherwise the firewall's
+   * state is the one seen at its last look (after every load and each watchdog round), which keeps the API's
+   * /status cheap.
+   */
+  async status(opts: { live?: boolean } = {}): Promise<Record<string, unknown>> {
+    const running = this.store.runningVersionMeta();
+    const pending = this.store.pendingVersionMeta();
     let firewall: Record<string, unknown>;
     try {
-      const inKernel = await this.firewall.kernelFingerprint();
-      const expected = running ? compileRuleset(parseConfig(running.document)).fingerprint : undefined;
+      if (opts.live !== false) await this.firewall.checkKernel();
       firewall = {
-        state: !running ? 'unconfigured' : inKernel === expected ? 'ok' : inKernel ? 'drift' : 'missing',
+        ...this.firewall.health(),
         table: `inet ${TABLE}`,
         ...(this.firewall.startError ? { startError: this.firewall.startError } : {}),
       };
@@ -140,7 +144,7 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       netns: this.opts.netns ?? null,
       firewall,
-      blocks: { count: this.store.listBlocks().length },
+      blocks: { count: this.store.countBlocks() },
       ids: notYet,
       sync: notYet,
       snmp: notYet,

@@ -250,6 +250,13 @@ export class Store {
     return r && toVersion(r, false);
   }
 
+  pendingVersionMeta(): VersionRecord | undefined {
+    const r = this.sql
+      .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1")
+      .get() as VersionRow | undefined;
+    return r && toVersion(r, false);
+  }
+
   pendingVersion(): VersionRecord | undefined {
     const r = this.sql.prepare("SELECT * FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1").get() as VersionRow | undefined;
     return r && toVersion(r);
@@ -304,6 +311,10 @@ export class Store {
   /** Unexpired blocks at `now` (epoch ms). */
   listBlocks(now = Date.now()): BlockRecord[] {
     return (this.sql.prepare('SELECT * FROM blocks WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at, address').all(now) as any[]).map(toBlock);
+  }
+
+  countBlocks(now = Date.now()): number {
+    return (this.sql.prepare('SELECT count(*) AS n FROM blocks WHERE expires_at IS NULL OR expires_at > ?').get(now) as { n: number }).n;
   }
 
   purgeExpiredBlocks(now = Date.now()): number {

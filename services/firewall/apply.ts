@@ -66,6 +66,10 @@ export class Firewall {
   private readonly queue = new SerialQueue();
   /** Fingerprint of the blocklists table the kernel holds, as far as this process knows. */
   private listsLoaded?: string;
+  /** Fingerprint of the main table of the running version (what the kernel should hold). */
+  expectedFingerprint?: string;
+  /** What the kernel held when last looked at. */
+  kernelSeen?: { fingerprint?: string; at: number };
 
   constructor(
     private readonly store: Store,
@@ -97,7 +101,8 @@ export class Firewall {
       const running = this.store.runningVersion();
       if (!running) return;
       const compiled = compileRuleset(parseConfig(running.document));
-      const inKernel = await this.kernelFingerprint();
+      this.expectedFingerprint = compiled.fingerprint;
+      const inKernel = await this.checkKernel();
       this.listsLoaded = await this.kernelFingerprint(LISTS_TABLE);
       if (inKernel !== compiled.fingerprint || this.listsLoaded !== compiled.lists.fingerprint) {
         this.log.warn({ version: running.version, inKernel }, 'kernel ruleset differs from the running version: re-applying');
@@ -123,7 +128,7 @@ export class Firewall {
           const running = this.store.runningVersion();
           if (!running) return;
           const compiled = compileRuleset(parseConfig(running.document));
-          const inKernel = await this.kernelFingerprint();
+          const inKernel = await this.checkKernel();
           if (inKernel === compiled.fingerprint) return;
           this.log.warn({ version: running.version, inKernel: inKernel ?? null }, 'firewall table changed behind our back: restoring the running version');
           this.listsLoaded = undefined;
@@ -143,6 +148,21 @@ export class Firewall {
    * The fingerprint in the comment of one of our tables: undefined when the main table is missing, 'none' when the
    * lists table is missing (which is right for a config without blocklists).
    */
+  /** Look at the kernel's main table now and remember what was seen (status reports it without looking again). */
+  async checkKernel(): Promise<string | undefined> {
+    const fingerprint = await this.kernelFingerprint();
+    this.kernelSeen = { fingerprint, at: Date.now() };
+    return fingerprint;
+  }
+
+  /** ok / drift / missing / unconfigured, from the last look at the kernel. */
+  health(): { state: 'ok' | 'drift' | 'missing' | 'unconfigured'; checkedAt?: string } {
+    const checkedAt = this.kernelSeen && new Date(this.kernelSeen.at).toISOString();
+    if (!this.expectedFingerprint) return { state: 'unconfigured', ...(checkedAt ? { checkedAt } : {}) };
+    const seen = this.kernelSeen?.fingerprint;
+    return { state: seen === this.expectedFingerprint ? 'ok' : seen ? 'drift' : 'missing', ...(checkedAt ? { checkedAt } : {}) };
+  }
+
   async kernelFingerprint(table = TABLE): Promise<string | undefined> {
     const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', table], { allowFailure: true });
     if (res.exitCode !== 0) return table === LISTS_TABLE ? 'none' : undefined;
@@ -266,6 +286,8 @@ export class Firewall {
     else {
       await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\ntable inet ${LISTS_TABLE}\ndelete table inet ${LISTS_TABLE}\n`);
       this.listsLoaded = 'none';
+      this.expectedFingerprint = undefined;
+      this.kernelSeen = { fingerprint: undefined, at: Date.now() };
     }
     this.store.sql.transaction(() => {
       this.store.updateVersion(pending.version, { state: 'reverted', error: reason, confirmDeadline: null });
@@ -301,5 +323,7 @@ export class Firewall {
       }
     }
     this.listsLoaded = compiled.lists.fingerprint;
+    this.expectedFingerprint = compiled.fingerprint;
+    this.kernelSeen = { fingerprint: compiled.fingerprint, at: Date.now() };
   }
 }
