@@ -36,6 +36,7 @@ export interface DaemonOptions {
 }
 
 const startedAt = Date.now();
+const AUDIT_RETENTION_MS = 365 * 24 * 3600_000;
 
 export class Daemon {
   readonly store: Store;
@@ -48,6 +49,7 @@ export class Daemon {
   readonly auth: Auth;
   readonly api?: ApiServer;
   private readonly log: Logger;
+  private housekeeping?: NodeJS.Timeout;
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
@@ -93,6 +95,12 @@ export class Daemon {
       this.log.info({ version: v.version }, 'seeded the first version');
     }
     this.firewall.watch(this.opts.watchIntervalMs ?? 60_000);
+    // Housekeeping: expired sessions, and audit entries past their retention (one year).
+    this.housekeeping = setInterval(() => {
+      this.auth.purgeSessions();
+      this.audit.purge(AUDIT_RETENTION_MS);
+    }, 10 * 60_000);
+    this.housekeeping.unref();
     await this.control.start();
     try {
       await this.api?.start();
@@ -106,6 +114,7 @@ export class Daemon {
   /** Stop in reverse order; whatever is left after the deadline is abandoned. */
   async stop(deadlineMs = 10_000): Promise<void> {
     const work = (async () => {
+      if (this.housekeeping) clearInterval(this.housekeeping);
       await this.api?.stop(Math.min(3000, deadlineMs));
       await this.control.stop();
       this.firewall.unwatch();

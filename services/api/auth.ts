@@ -524,7 +524,7 @@ export class Auth {
   }
 
   /** The session for a raw id, or undefined if unknown or expired (idle or absolute); touches lastSeen. */
-  session(sessionId: string | undefined): Session | undefined {
+  session(sessionId: string | undefined, opts: { touch?: boolean } = {}): Session | undefined {
     if (typeof sessionId !== 'string' || !SESSION_ID_RE.test(sessionId)) return undefined;
     const idHash = sha256(sessionId);
     const r = this.sql
@@ -537,7 +537,7 @@ export class Auth {
       return undefined;
     }
     let lastSeen = r.last_seen;
-    if (now - lastSeen >= 1000) {
+    if (opts.touch !== false && now - lastSeen >= 1000) {
       // at most one write a second per session
       this.sql.prepare('UPDATE sessions SET last_seen = ? WHERE id_hash = ?').run(now, idHash);
       lastSeen = now;

@@ -152,6 +152,15 @@ test('sessions: random ids, only a hash stored, idle expiry with touch', async (
   assert.is((store.sql.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n, 0);
 });
 
+test('sessions: a look without touch (an open event stream) does not keep a session alive', async () => {
+  await auth.createUser('alice', PW, 'operator');
+  const s = await auth.login('alice', PW, '192.0.2.1');
+  clock += 1000_000;
+  assert.ok(auth.session(s.id, { touch: false }));
+  clock += 1000_000; // 2000 s since the last real activity: past the 1800 s idle time
+  assert.is(auth.session(s.id, { touch: false }), undefined);
+});
+
 test('sessions: absolute expiry even when active; logout', async () => {
   auth = make({ idleSeconds: 600, absoluteSeconds: 3600 });
   await auth.createUser('alice', PW, 'viewer');

@@ -48,7 +48,8 @@ export function eventRoutes(r: Router, deps: { auth: Auth; events: EventBus; hea
           ),
         ];
         const timer = setInterval(() => {
-          if (!auth.session(sessionId)) return done();
+          // An open stream is not activity: the session still ends after its idle time.
+          if (!auth.session(sessionId, { touch: false })) return done();
           if (backlog === 0) stream.write(': keep-alive\n\n').catch(() => done());
         }, heartbeatMs);
         stream.onAbort(() => done());
