@@ -13,14 +13,14 @@ import { parseConfig, validateConfig } from './core/validate.ts';
 import { Host } from './host/exec.ts';
 import { Firewall } from './firewall/apply.ts';
 import { Blocks } from './firewall/blocks.ts';
-import { compileRuleset, TABLE } from './firewall/compile.ts';
+import { TABLE } from './firewall/compile.ts';
 import { configDiff } from './firewall/config-diff.ts';
 import { readCounters } from './firewall/counters.ts';
 import { tracePacket, type TraceRequest } from './firewall/trace.ts';
 import { ControlServer, type Handler } from './control.ts';
 import { Auth } from './api/auth.ts';
 import { AuditLog } from './api/audit.ts';
-import { ApiServer } from './api/server.ts';
+import { ApiServer, parseListen } from './api/server.ts';
 import { serviceBackend } from './api/app.ts';
 
 export interface DaemonOptions {
@@ -61,6 +61,8 @@ export class Daemon {
       restoreBlocks: () => this.blocks.restoreNow(),
       blocksMarker: true,
       scratchFile: join(opts.dataDir, 'apply.nft'),
+      // Anti-lockout keeps the port the API really listens on reachable (443 when there is no listener).
+      env: { apiPort: opts.listen ? parseListen(opts.listen).port : undefined },
     });
     this.audit = new AuditLog(this.store, opts.log.child({ svc: 'audit' }));
     this.auth = new Auth(this.store, opts.log.child({ svc: 'auth' }), { audit: this.audit });
@@ -217,7 +219,7 @@ export class Daemon {
         const b = version(p.b, 'b');
         const script = (d: unknown) => {
           try {
-            return compileRuleset(parseConfig(d)).script;
+            return this.firewall.compile(parseConfig(d)).script;
           } catch {
             return '';
           }
@@ -230,7 +232,7 @@ export class Daemon {
       counters: async () => {
         const running = this.store.runningVersion();
         if (!running) return { rules: {} };
-        return readCounters(this.host, compileRuleset(parseConfig(running.document)).counters);
+        return readCounters(this.host, this.firewall.compile(parseConfig(running.document)).counters);
       },
       block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
@@ -253,7 +255,7 @@ export class Daemon {
       trace: (p: TraceRequest) => {
         const running = this.store.runningVersion();
         if (!running) throw new RampartError('not_found', 'no configuration has been applied yet');
-        return tracePacket(parseConfig(running.document), p, { blocks: this.blocks.list().map((b) => b.address) });
+        return tracePacket(parseConfig(running.document), p, { blocks: this.blocks.list().map((b) => b.address), apiPort: this.firewall.env.apiPort });
       },
     };
   }

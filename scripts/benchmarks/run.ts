@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labNames, labUp, type LabNames } from '../../services/lab/lab.ts';
+import { apiStatusBench } from './api-status.ts';
 import { applyBench } from './apply-10k.ts';
 import { blocksBench } from './blocks-50k.ts';
 import { connRateBench } from './conn-rate.ts';
@@ -22,6 +23,7 @@ export interface BenchContext {
 }
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<Result>> = {
+  'api-status': apiStatusBench,
   'apply-10k': applyBench,
   'blocks-50k': blocksBench,
   'conn-rate': connRateBench,
@@ -30,7 +32,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<Result>> = {
 
 const USAGE = `usage: npm run bench -- [NAME...] [--runs N]
   NAME: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
-  --runs N: runs of each side per benchmark (defaults: apply-10k 5, blocks-50k 5, conn-rate 3)`;
+  --runs N: runs of each side per benchmark (defaults: api-status 2, apply-10k 5, blocks-50k 5, conn-rate 3)`;
 
 function parseArgs(argv: string[]): { names: string[]; runs?: number } {
   const names: string[] = [];
@@ -98,6 +100,13 @@ function describe(r: Result): string {
         `conn-rate: ratio ${n(r.ratio)} (10,000 rules ${int(r.value)} conn/s vs 10 rules ${int(r.baseline)} conn/s; target ${target}) ${verdict}${d.errors ? ` (${d.errors} connection errors)` : ''}`,
         `  extra: 10,000 uniform host+port rules ${int(d.uniform10kRules.rate)} conn/s, ratio ${n(d.uniform10kRules.ratio)} (not the target)`,
       ].join('\n');
+    case 'api-status': {
+      const w = d.whereTheTimeGoes ?? {};
+      return [
+        `api-status: ratio ${n(r.ratio)} (rampartd GET /api/v1/status ${int(r.value)} req/s vs bare node:http ${int(r.baseline)} req/s, ${d.connections} connections; daemon p99 ${n(d.daemonP99Ms, 1)} ms; target ${target} and p99 ≤ ${d.targetP99Ms} ms) ${verdict}${d.errors ? ` (${d.errors} errors / non-2xx)` : ''}`,
+        `  extra: one request at a time: daemon ${n(w.sequentialMedianMs?.daemon)} ms, bare ${n(w.sequentialMedianMs?.bare)} ms; nft processes per request under load ${n(w.tracedLoad?.nftPerRequest)}; one nft -t list table ${n(w.nftListTableMs, 1)} ms`,
+      ].join('\n');
+    }
     case 'rss-idle':
       return `rss-idle: ${n(r.value, 1)} MB (rampartd idle vs bare node ${n(r.baseline, 1)} MB, ratio ${n(r.ratio)}; target ${target}) ${verdict}`;
     default:

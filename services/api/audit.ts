@@ -120,13 +120,13 @@ export class AuditLog {
     const sql = `SELECT id, at, username, role, source, action, target, result, detail FROM audit${
       where.length ? ' WHERE ' + where.join(' AND ') : ''
     } ORDER BY at DESC, id DESC LIMIT ?`;
-    const rows = this.store.sql.prepare(sql).all(...args, limit) as AuditRow[];
+    const rows = this.store.prepare(sql).all(...args, limit) as AuditRow[];
     return rows.map((r) => ({ ...r, result: r.result as AuditEntry['result'] }));
   }
 
   /** Delete entries older than `olderThanMs` milliseconds (an age, not a date); returns how many. */
   purge(olderThanMs: number): number {
     if (!Number.isFinite(olderThanMs) || olderThanMs < 0) return 0;
-    return this.store.sql.prepare('DELETE FROM audit WHERE at < ?').run(Math.trunc(this.now() - olderThanMs)).changes;
+    return this.store.prepare('DELETE FROM audit WHERE at < ?').run(Math.trunc(this.now() - olderThanMs)).changes;
   }
 }

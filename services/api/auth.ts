@@ -307,7 +307,7 @@ export class Auth {
   }
 
   private row(username: string): UserRow | undefined {
-    return this.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+    return this.store.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
   }
 
   /**
@@ -317,9 +317,9 @@ export class Auth {
    */
   async ensureAdmin(envPassword?: string): Promise<{ created: boolean; password?: string; mustChange: boolean }> {
     const needed = () =>
-      (this.sql.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n === 0 && !this.row('admin');
+      (this.store.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n === 0 && !this.row('admin');
     if (!needed()) {
-      if ((this.sql.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n === 0)
+      if ((this.store.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n === 0)
         this.log.warn('no administrator exists and the name "admin" is taken by a non-admin user; use `rampart user` to fix it');
       return { created: false, mustChange: false };
     }
@@ -336,7 +336,7 @@ export class Auth {
     const created = this.sql
       .transaction(() => {
         if (!needed()) return false;
-        this.sql
+        this.store
           .prepare('INSERT INTO users (username, role, password_hash, must_change, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
           .run('admin', 'admin', hash, mustChange ? 1 : 0, now, now);
         return true;
@@ -359,7 +359,7 @@ export class Auth {
     const hash = await hashPassword(password, this.scryptN);
     const now = this.now();
     try {
-      this.sql
+      this.store
         .prepare('INSERT INTO users (username, role, password_hash, must_change, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(username, role, hash, opts.mustChange ? 1 : 0, now, now);
     } catch (err) {
@@ -378,8 +378,8 @@ export class Auth {
     const hash = await hashPassword(password, this.scryptN);
     const now = this.now();
     const changed = this.sql.transaction(() => {
-      const n = this.sql.prepare('UPDATE users SET password_hash = ?, must_change = ?, updated_at = ? WHERE username = ?').run(hash, opts.mustChange ? 1 : 0, now, username).changes;
-      this.sql.prepare('DELETE FROM sessions WHERE username = ?').run(username);
+      const n = this.store.prepare('UPDATE users SET password_hash = ?, must_change = ?, updated_at = ? WHERE username = ?').run(hash, opts.mustChange ? 1 : 0, now, username).changes;
+      this.store.prepare('DELETE FROM sessions WHERE username = ?').run(username);
       return n;
     })();
     if (!changed) throw new RampartError('not_found', `no user "${username}"`);
@@ -393,17 +393,17 @@ export class Auth {
         const r = typeof username === 'string' ? this.row(username) : undefined;
         if (!r) throw new RampartError('not_found', `no user "${username}"`);
         if (r.role === 'admin') {
-          const admins = (this.sql.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n;
+          const admins = (this.store.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n;
           if (admins <= 1) throw new RampartError('conflict', `"${username}" is the last administrator and cannot be deleted`);
         }
-        this.sql.prepare('DELETE FROM sessions WHERE username = ?').run(username);
-        this.sql.prepare('DELETE FROM users WHERE username = ?').run(username);
+        this.store.prepare('DELETE FROM sessions WHERE username = ?').run(username);
+        this.store.prepare('DELETE FROM users WHERE username = ?').run(username);
       })
       .immediate();
   }
 
   listUsers(): User[] {
-    return (this.sql.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(toUser);
+    return (this.store.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(toUser);
   }
 
   getUser(username: string): User | undefined {
@@ -475,13 +475,13 @@ export class Auth {
     const id = randomBytes(32).toString('base64url');
     const stillThere = this.sql.transaction(() => {
       if (!this.row(row!.username)) return false; // deleted while the password was being checked
-      if (typeof replaceSession === 'string' && SESSION_ID_RE.test(replaceSession)) this.sql.prepare('DELETE FROM sessions WHERE id_hash = ?').run(sha256(replaceSession));
+      if (typeof replaceSession === 'string' && SESSION_ID_RE.test(replaceSession)) this.store.prepare('DELETE FROM sessions WHERE id_hash = ?').run(sha256(replaceSession));
       this.deleteExpired(now);
       // keep at most MAX_SESSIONS_PER_USER per user: drop the least recently used beyond that
-      this.sql
+      this.store
         .prepare('DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE username = ? ORDER BY last_seen DESC, created_at DESC LIMIT -1 OFFSET ?)')
         .run(row!.username, MAX_SESSIONS_PER_USER - 1);
-      this.sql.prepare('INSERT INTO sessions (id_hash, username, created_at, last_seen, source) VALUES (?, ?, ?, ?, ?)').run(sha256(id), row!.username, now, now, sourceText);
+      this.store.prepare('INSERT INTO sessions (id_hash, username, created_at, last_seen, source) VALUES (?, ?, ?, ?, ?)').run(sha256(id), row!.username, now, now, sourceText);
       return true;
     })();
     if (!stillThere) throw new RampartError('unauthorized', UNAUTHORIZED);
@@ -510,7 +510,7 @@ export class Auth {
   }
 
   private deleteExpired(now: number): number {
-    return this.sql.prepare('DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?').run(now - this.idleMs, now - this.absoluteMs).changes;
+    return this.store.prepare('DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?').run(now - this.idleMs, now - this.absoluteMs).changes;
   }
 
   /** Delete expired sessions (for a periodic job); returns how many. */
@@ -520,26 +520,26 @@ export class Auth {
 
   logout(sessionId: string): void {
     if (typeof sessionId !== 'string' || !SESSION_ID_RE.test(sessionId)) return;
-    this.sql.prepare('DELETE FROM sessions WHERE id_hash = ?').run(sha256(sessionId));
+    this.store.prepare('DELETE FROM sessions WHERE id_hash = ?').run(sha256(sessionId));
   }
 
   /** The session for a raw id, or undefined if unknown or expired (idle or absolute); touches lastSeen. */
   session(sessionId: string | undefined, opts: { touch?: boolean } = {}): Session | undefined {
     if (typeof sessionId !== 'string' || !SESSION_ID_RE.test(sessionId)) return undefined;
     const idHash = sha256(sessionId);
-    const r = this.sql
+    const r = this.store
       .prepare('SELECT s.*, u.role AS role, u.must_change AS must_change FROM sessions s JOIN users u ON u.username = s.username WHERE s.id_hash = ?')
       .get(idHash) as SessionRow | undefined;
     if (!r) return undefined;
     const now = this.now();
     if (now - r.last_seen >= this.idleMs || now - r.created_at >= this.absoluteMs) {
-      this.sql.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+      this.store.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
       return undefined;
     }
     let lastSeen = r.last_seen;
     if (opts.touch !== false && now - lastSeen >= 1000) {
       // at most one write a second per session
-      this.sql.prepare('UPDATE sessions SET last_seen = ? WHERE id_hash = ?').run(now, idHash);
+      this.store.prepare('UPDATE sessions SET last_seen = ? WHERE id_hash = ?').run(now, idHash);
       lastSeen = now;
     }
     return { id: '', username: r.username, role: r.role, mustChange: !!r.must_change, createdAt: r.created_at, lastSeen, source: r.source };
@@ -570,8 +570,8 @@ export class Auth {
     const now = this.now();
     const keep = typeof keepSession === 'string' && SESSION_ID_RE.test(keepSession) ? sha256(keepSession) : '';
     this.sql.transaction(() => {
-      this.sql.prepare('UPDATE users SET password_hash = ?, must_change = 0, updated_at = ? WHERE username = ?').run(hash, now, username);
-      this.sql.prepare('DELETE FROM sessions WHERE username = ? AND id_hash != ?').run(username, keep);
+      this.store.prepare('UPDATE users SET password_hash = ?, must_change = 0, updated_at = ? WHERE username = ?').run(hash, now, username);
+      this.store.prepare('DELETE FROM sessions WHERE username = ? AND id_hash != ?').run(username, keep);
     })();
   }
 

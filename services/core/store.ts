@@ -177,6 +177,7 @@ export class Store {
   }
 
   close(): void {
+    this.statements.clear();
     this.db?.close();
     this.db = undefined;
   }
@@ -184,6 +185,19 @@ export class Store {
   get sql(): Database.Database {
     if (!this.db) throw new RampartError('internal', 'store is not open');
     return this.db;
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement, prepared once per SQL text (hot paths such as sessions and status run it often). */
+  prepare(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      if (this.statements.size >= 1000) this.statements.clear();
+      stmt = this.sql.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   // ---- versions ----
@@ -197,7 +211,7 @@ export class Store {
     prepared: PreparedDocument = prepareDocument(v.document),
   ): VersionRecord {
     const now = new Date().toISOString();
-    const info = this.sql
+    const info = this
       .prepare('INSERT INTO versions (created_at, author, source, message, state, hash, document) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(now, v.author, v.source, v.message ?? '', v.state, prepared.hash, prepared.text);
     return this.getVersionMeta(Number(info.lastInsertRowid))!;
@@ -205,7 +219,7 @@ export class Store {
 
   /** A version without its document (cheap for big documents). */
   getVersionMeta(version: number): VersionRecord | undefined {
-    const r = this.sql
+    const r = this
       .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE version = ?")
       .get(version) as VersionRow | undefined;
     return r && toVersion(r, false);
@@ -219,16 +233,16 @@ export class Store {
     if (patch.confirmDeadline !== undefined) (sets.push('confirm_deadline = ?'), args.push(patch.confirmDeadline));
     if (patch.error !== undefined) (sets.push('error = ?'), args.push(patch.error));
     if (!sets.length) return;
-    this.sql.prepare(`UPDATE versions SET ${sets.join(', ')} WHERE version = ?`).run(...args, version);
+    this.prepare(`UPDATE versions SET ${sets.join(', ')} WHERE version = ?`).run(...args, version);
   }
 
   getVersion(version: number): VersionRecord | undefined {
-    const r = this.sql.prepare('SELECT * FROM versions WHERE version = ?').get(version) as VersionRow | undefined;
+    const r = this.prepare('SELECT * FROM versions WHERE version = ?').get(version) as VersionRow | undefined;
     return r && toVersion(r);
   }
 
   listVersions(limit = 100): VersionRecord[] {
-    const rows = this.sql
+    const rows = this
       .prepare("SELECT version, created_at, author, source, message, state, hash, '{}' AS document, applied_at, confirm_deadline, error FROM versions ORDER BY version DESC LIMIT ?")
       .all(limit) as VersionRow[];
     return rows.map((r) => toVersion(r, false));
@@ -236,7 +250,7 @@ export class Store {
 
   /** The version the firewall runs: the newest applied or pending one. */
   runningVersion(): VersionRecord | undefined {
-    const r = this.sql
+    const r = this
       .prepare("SELECT * FROM versions WHERE state IN ('applied', 'pending_confirm') ORDER BY version DESC LIMIT 1")
       .get() as VersionRow | undefined;
     return r && toVersion(r);
@@ -244,27 +258,27 @@ export class Store {
 
   /** The running version without its document (cheap). */
   runningVersionMeta(): VersionRecord | undefined {
-    const r = this.sql
+    const r = this
       .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE state IN ('applied', 'pending_confirm') ORDER BY version DESC LIMIT 1")
       .get() as VersionRow | undefined;
     return r && toVersion(r, false);
   }
 
   pendingVersionMeta(): VersionRecord | undefined {
-    const r = this.sql
+    const r = this
       .prepare("SELECT version, created_at, author, source, message, state, hash, 'null' AS document, applied_at, confirm_deadline, error FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1")
       .get() as VersionRow | undefined;
     return r && toVersion(r, false);
   }
 
   pendingVersion(): VersionRecord | undefined {
-    const r = this.sql.prepare("SELECT * FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1").get() as VersionRow | undefined;
+    const r = this.prepare("SELECT * FROM versions WHERE state = 'pending_confirm' ORDER BY version DESC LIMIT 1").get() as VersionRow | undefined;
     return r && toVersion(r);
   }
 
   /** The newest version that was confirmed good (applied or later superseded), below `before` if given. */
   lastGoodVersion(before?: number): VersionRecord | undefined {
-    const r = this.sql
+    const r = this
       .prepare("SELECT * FROM versions WHERE state IN ('applied', 'superseded') AND version < ? ORDER BY version DESC LIMIT 1")
       .get(before ?? Number.MAX_SAFE_INTEGER) as VersionRow | undefined;
     return r && toVersion(r);
@@ -274,7 +288,7 @@ export class Store {
 
   upsertBlocks(blocks: BlockRecord[]): void {
     // REPLACE keeps one row per address; the caller passes the original creation time of a renewed block.
-    const stmt = this.sql.prepare('INSERT OR REPLACE INTO blocks (address, family, expires_at, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const stmt = this.prepare('INSERT OR REPLACE INTO blocks (address, family, expires_at, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.sql.transaction(() => {
       for (const b of blocks) stmt.run(b.address, b.family, b.expiresAt ?? null, b.reason, b.source, b.createdAt);
     })();
@@ -286,7 +300,7 @@ export class Store {
     const CHUNK = 500;
     for (let i = 0; i < addresses.length; i += CHUNK) {
       const chunk = addresses.slice(i, i + CHUNK);
-      const rows = this.sql
+      const rows = this
         .prepare(`SELECT address, created_at FROM blocks WHERE (expires_at IS NULL OR expires_at > ?) AND address IN (${chunk.map(() => '?').join(',')})`)
         .all(now, ...chunk) as { address: string; created_at: number }[];
       for (const r of rows) out.set(r.address, r.created_at);
@@ -296,40 +310,40 @@ export class Store {
 
   /** Unexpired blocked prefixes (not single addresses). */
   blockedPrefixes(now = Date.now()): string[] {
-    return (this.sql.prepare("SELECT address FROM blocks WHERE instr(address, '/') > 0 AND (expires_at IS NULL OR expires_at > ?)").all(now) as { address: string }[]).map((r) => r.address);
+    return (this.prepare("SELECT address FROM blocks WHERE instr(address, '/') > 0 AND (expires_at IS NULL OR expires_at > ?)").all(now) as { address: string }[]).map((r) => r.address);
   }
 
   deleteBlock(address: string): boolean {
-    return this.sql.prepare('DELETE FROM blocks WHERE address = ?').run(address).changes > 0;
+    return this.prepare('DELETE FROM blocks WHERE address = ?').run(address).changes > 0;
   }
 
   getBlock(address: string): BlockRecord | undefined {
-    const r = this.sql.prepare('SELECT * FROM blocks WHERE address = ?').get(address) as any;
+    const r = this.prepare('SELECT * FROM blocks WHERE address = ?').get(address) as any;
     return r && toBlock(r);
   }
 
   /** Unexpired blocks at `now` (epoch ms). */
   listBlocks(now = Date.now()): BlockRecord[] {
-    return (this.sql.prepare('SELECT * FROM blocks WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at, address').all(now) as any[]).map(toBlock);
+    return (this.prepare('SELECT * FROM blocks WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at, address').all(now) as any[]).map(toBlock);
   }
 
   countBlocks(now = Date.now()): number {
-    return (this.sql.prepare('SELECT count(*) AS n FROM blocks WHERE expires_at IS NULL OR expires_at > ?').get(now) as { n: number }).n;
+    return (this.prepare('SELECT count(*) AS n FROM blocks WHERE expires_at IS NULL OR expires_at > ?').get(now) as { n: number }).n;
   }
 
   purgeExpiredBlocks(now = Date.now()): number {
-    return this.sql.prepare('DELETE FROM blocks WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now).changes;
+    return this.prepare('DELETE FROM blocks WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now).changes;
   }
 
   // ---- meta ----
 
   getMeta(key: string): string | undefined {
-    const r = this.sql.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const r = this.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return r?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.sql.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 }
 

@@ -107,11 +107,18 @@ export function mergePortRanges(ranges: readonly PortRange[]): PortRange[] {
   return out;
 }
 
+/** Facts of the running appliance that the ruleset depends on, beside the document. */
+export interface RuntimeEnv {
+  /** The TCP port the management API listens on (default 443). */
+  apiPort?: number;
+}
+
 /**
  * The anti-lockout rule: which zones and TCP ports stay reachable on input whatever the rules say. Default zones:
- * those of interfaces marked `management`, else the zone `lan`; default ports 22 and 443. Undefined when off.
+ * those of interfaces marked `management`, else the zone `lan`; default ports 22 and the management API's port
+ * (443 unless the daemon listens elsewhere). Undefined when off.
  */
-export function antiLockoutScope(config: Config): { zones: string[]; ports: PortRange[] } | undefined {
+export function antiLockoutScope(config: Config, env: RuntimeEnv = {}): { zones: string[]; ports: PortRange[] } | undefined {
   const al = config.firewall.antiLockout;
   if (al === false || (typeof al === 'object' && !al.enabled)) return undefined;
   let zones = typeof al === 'object' && al.zones ? al.zones : undefined;
@@ -119,7 +126,7 @@ export function antiLockoutScope(config: Config): { zones: string[]; ports: Port
     const mgmt = config.interfaces.filter((i) => i.management && i.zone).map((i) => i.zone!);
     zones = mgmt.length ? mgmt : config.zones.some((z) => z.name === 'lan') ? ['lan'] : [];
   }
-  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', '443']).map((p) => parsePort(p) as PortRange);
+  const ports = (typeof al === 'object' && al.ports ? al.ports : ['22', String(env.apiPort ?? 443)]).map((p) => parsePort(p) as PortRange);
   return { zones, ports };
 }
 

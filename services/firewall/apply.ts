@@ -5,7 +5,8 @@
 import { createTwoFilesPatch } from 'diff';
 import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
-import { parseConfig } from '../core/validate.ts';
+import { parseConfig, type RuntimeEnv } from '../core/validate.ts';
+import type { Config } from '../core/schema.ts';
 import { prepareDocument, type PreparedDocument, type Store, type VersionRecord, type VersionSource } from '../core/store.ts';
 import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
@@ -49,6 +50,8 @@ export function mapNftErrors(stderr: string, lineMap: string[]): Problem[] {
 export interface FirewallHooks {
   /** Where big scripts are written for nft to read (inside the data directory); stdin when unset. */
   scratchFile?: string;
+  /** The runtime facts the ruleset depends on (the API's port for anti-lockout). */
+  env?: RuntimeEnv;
   /** Rebuild the dynamic blocks table from the store (after it vanished). */
   restoreBlocks?: () => Promise<void>;
   /** Whether the dynamic blocks table carries a marker to check in every transaction. */
@@ -79,6 +82,16 @@ export class Firewall {
     private readonly hooks: FirewallHooks = {},
   ) {}
 
+  /** The runtime facts the ruleset depends on. */
+  get env(): RuntimeEnv {
+    return this.hooks.env ?? {};
+  }
+
+  /** Compile for this appliance (its runtime environment). */
+  compile(config: Config): CompiledRuleset {
+    return compileRuleset(config, this.env);
+  }
+
   /** Why the last reconciliation at start failed, if it did (the daemon keeps serving so a change can repair it). */
   startError?: string;
 
@@ -100,7 +113,7 @@ export class Firewall {
       }
       const running = this.store.runningVersion();
       if (!running) return;
-      const compiled = compileRuleset(parseConfig(running.document));
+      const compiled = this.compile(parseConfig(running.document));
       this.expectedFingerprint = compiled.fingerprint;
       const inKernel = await this.checkKernel();
       this.listsLoaded = await this.kernelFingerprint(LISTS_TABLE);
@@ -127,7 +140,7 @@ export class Firewall {
         .run(async () => {
           const running = this.store.runningVersion();
           if (!running) return;
-          const compiled = compileRuleset(parseConfig(running.document));
+          const compiled = this.compile(parseConfig(running.document));
           const inKernel = await this.checkKernel();
           if (inKernel === compiled.fingerprint) return;
           this.log.warn({ version: running.version, inKernel: inKernel ?? null }, 'firewall table changed behind our back: restoring the running version');
@@ -176,7 +189,7 @@ export class Firewall {
       const t0 = performance.now();
       const config = parseConfig(req.document);
       const t1 = performance.now();
-      const compiled = compileRuleset(config);
+      const compiled = this.compile(config);
       const t2 = performance.now();
       const previous = this.store.runningVersionMeta();
       let prepared: PreparedDocument | undefined;
@@ -253,9 +266,9 @@ export class Firewall {
   /** What apply would change: config diff, ruleset diff, and nft's verdict on the new script (`nft -c`). */
   async plan(document: unknown): Promise<PlanResult> {
     const config = parseConfig(document);
-    const compiled = compileRuleset(config);
+    const compiled = this.compile(config);
     const running = this.store.runningVersion();
-    const before = running ? compileRuleset(parseConfig(running.document)).script : '';
+    const before = running ? this.compile(parseConfig(running.document)).script : '';
     const check = await this.host.nft(compiled.script, { check: true, allowFailure: true });
     return {
       running: running?.version,
@@ -282,7 +295,7 @@ export class Firewall {
   private async revertPendingLocked(pending: VersionRecord, reason: string): Promise<VersionRecord | undefined> {
     this.stop();
     const good = this.store.lastGoodVersion(pending.version);
-    if (good) await this.load(compileRuleset(parseConfig(good.document)));
+    if (good) await this.load(this.compile(parseConfig(good.document)));
     else {
       await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\ntable inet ${LISTS_TABLE}\ndelete table inet ${LISTS_TABLE}\n`);
       this.listsLoaded = 'none';

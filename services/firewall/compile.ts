@@ -27,6 +27,7 @@ import {
   serviceFamilies,
   type PortRange,
   type ResolvedAddresses,
+  type RuntimeEnv,
   type ServiceMatch,
 } from '../core/validate.ts';
 import { DisjointRun, keyShape, ruleSpace, type Fam, type RuleSpace } from './rule-space.ts';
@@ -92,8 +93,11 @@ interface Ctx {
 
 const q = (s: string) => `"${s}"`;
 
-/** Compile a validated configuration. The caller must have validated it (validateConfig / parseConfig). */
-export function compileRuleset(config: Config): CompiledRuleset {
+/**
+ * Compile a validated configuration (validateConfig / parseConfig) for a runtime environment (the API's port, for
+ * the anti-lockout rule).
+ */
+export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRuleset {
   const objects = config.objects.addresses;
   const zoneDevices = new Map<string, string[]>();
   for (const itf of config.interfaces) {
@@ -116,7 +120,7 @@ export function compileRuleset(config: Config): CompiledRuleset {
   }
   config.firewall.nat.portForwards.forEach((f, i) => counter(`pf_${f.id}`, { kind: 'portForward', id: f.id, path: pointer(['firewall', 'nat', 'portForwards', i]) }));
   config.firewall.nat.snat.forEach((s, i) => counter(`sn_${s.id}`, { kind: 'snat', id: s.id, path: pointer(['firewall', 'nat', 'snat', i]) }));
-  const antiLockout = antiLockoutSpec(config);
+  const antiLockout = antiLockoutSpec(config, env);
   if (antiLockout) counter('anti_lockout', { kind: 'antiLockout', id: 'anti-lockout', path: '/firewall/antiLockout' });
 
   // Address objects.
@@ -605,8 +609,8 @@ function emitSet(e: Emitter, name: string, fam: Family, interval: boolean, eleme
   e.emit('\t}', path);
 }
 
-function antiLockoutSpec(config: Config): { devices: string[]; ports: PortRange[] } | undefined {
-  const scope = antiLockoutScope(config);
+function antiLockoutSpec(config: Config, env: RuntimeEnv): { devices: string[]; ports: PortRange[] } | undefined {
+  const scope = antiLockoutScope(config, env);
   if (!scope) return undefined;
   const devices = config.interfaces.filter((i) => i.zone && scope.zones.includes(i.zone)).map((i) => i.device);
   return devices.length ? { devices, ports: scope.ports } : undefined;

@@ -6,7 +6,7 @@
 import type { Config, Rule } from '../core/schema.ts';
 import { RampartError, pointer, type Problem } from '../core/errors.ts';
 import { contains, parseAddress, parseInterfaceAddress, parsePrefix, type Prefix } from '../core/net.ts';
-import { antiLockoutScope, parsePort, resolveAddresses, resolveServices, type L4 } from '../core/validate.ts';
+import { antiLockoutScope, parsePort, resolveAddresses, resolveServices, type L4, type RuntimeEnv } from '../core/validate.ts';
 
 export interface TraceRequest {
   from: string;
@@ -31,7 +31,7 @@ export interface TraceResult {
   steps: string[];
 }
 
-export interface TraceContext {
+export interface TraceContext extends RuntimeEnv {
   /** Addresses/prefixes dynamically blocked right now. */
   blocks?: string[];
 }
@@ -136,7 +136,7 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
       steps.push(`port forward ${pfId} to the firewall itself opens the input path`);
       return { verdict: 'accept', chain, decidedBy: 'port-forward', rule: pfId, path: pfPath, dnat, steps };
     }
-    const al = antiLockoutScope(config);
+    const al = antiLockoutScope(config, ctx);
     if (al && fromZone && al.zones.includes(fromZone) && req.proto === 'tcp' && al.ports.some((p) => dport! >= p.lo && dport! <= p.hi)) {
       steps.push('anti-lockout keeps management reachable');
       return { verdict: 'accept', chain, decidedBy: 'anti-lockout', path: '/firewall/antiLockout', steps };

@@ -49,6 +49,12 @@ test('every rule line carries its rule id and named counter; the line map points
   assert.not.ok(script.includes('rule:off'), 'a disabled rule is not compiled');
 });
 
+test('the anti-lockout rule keeps the API port open when the daemon listens elsewhere', () => {
+  const doc = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8'));
+  assert.match(compileRuleset(parseConfig(doc)).script, /iifname \{ "lan0" \} tcp dport \{ 22, 443 \} counter name "anti_lockout"/);
+  assert.match(compileRuleset(parseConfig(doc), { apiPort: 8443 }).script, /iifname \{ "lan0" \} tcp dport \{ 22, 8443 \} counter name "anti_lockout"/);
+});
+
 test('comments never reach the script', () => {
   const doc = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8'));
   doc.firewall.forward[0].comment = 'say "hi"; } flush ruleset\n{ evil';

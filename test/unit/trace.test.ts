@@ -42,6 +42,13 @@ test('a port forward to the firewall itself is accepted on input', () => {
   assert.equal([r.verdict, r.chain, r.decidedBy, r.rule], ['accept', 'input', 'port-forward', 'self']);
 });
 
+test('anti-lockout follows the API port of the running daemon', () => {
+  const r = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 8443 }, { apiPort: 8443 });
+  assert.is(r.decidedBy, 'anti-lockout');
+  const without = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 8443 });
+  assert.is(without.decidedBy, 'policy');
+});
+
 test('blocks match the source only on input', () => {
   const r = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 22 }, { blocks: ['192.0.2.1'] });
   assert.is(r.decidedBy, 'anti-lockout');
