@@ -8,13 +8,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callDaemon } from '../../services/control.ts';
 import { run } from '../../services/host/exec.ts';
-import { BIN, ROOT, labConfig, runCli, waitFor } from '../helpers/daemon.ts';
+import { BIN, ROOT, labConfig, waitFor } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
 
 const CLIENT = fileURLToPath(new URL('../helpers/api-client.mjs', import.meta.url));
