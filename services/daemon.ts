@@ -37,6 +37,7 @@ export interface DaemonOptions {
 
 const startedAt = Date.now();
 const AUDIT_RETENTION_MS = 365 * 24 * 3600_000;
+const STATUS_CACHE_MS = 1000;
 
 export class Daemon {
   readonly store: Store;
@@ -50,6 +51,7 @@ export class Daemon {
   readonly api?: ApiServer;
   private readonly log: Logger;
   private housekeeping?: NodeJS.Timeout;
+  private statusCache?: { at: number; value: Record<string, unknown> };
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
@@ -64,6 +66,9 @@ export class Daemon {
       // Anti-lockout keeps the port the API really listens on reachable (443 when there is no listener).
       env: { apiPort: opts.listen ? parseListen(opts.listen).port : undefined },
     });
+    const dropStatus = () => (this.statusCache = undefined);
+    this.events.on('config', dropStatus);
+    this.events.on('block', dropStatus);
     this.audit = new AuditLog(this.store, opts.log.child({ svc: 'audit' }));
     this.auth = new Auth(this.store, opts.log.child({ svc: 'auth' }), { audit: this.audit });
     const handlers = this.handlers();
@@ -134,6 +139,15 @@ export class Daemon {
    * /status cheap.
    */
   async status(opts: { live?: boolean } = {}): Promise<Record<string, unknown>> {
+    // The API's /status is polled by dashboards and monitoring: serve it from a short-lived copy, dropped on every
+    // config or block event so it is never stale about a change.
+    if (opts.live === false && this.statusCache && Date.now() - this.statusCache.at < STATUS_CACHE_MS) return this.statusCache.value;
+    const value = await this.computeStatus(opts);
+    if (opts.live === false) this.statusCache = { at: Date.now(), value };
+    return value;
+  }
+
+  private async computeStatus(opts: { live?: boolean }): Promise<Record<string, unknown>> {
     const running = this.store.runningVersionMeta();
     const pending = this.store.pendingVersionMeta();
     let firewall: Record<string, unknown>;
