@@ -87,6 +87,9 @@ export function tracePacket(config: Config, req: TraceRequest, ctx: TraceContext
       if (srcs && !(src!.family === 4 ? srcs.v4 : srcs.v6).some((p) => contains(p, src!))) return;
       const tp = f.toPort === undefined ? undefined : parsePort(f.toPort);
       const newPort = tp && typeof tp !== 'string' && !(tp.lo === port.lo && tp.hi === port.hi) ? tp.lo : dport;
+      // A translation to the very same address and port changes nothing, and conntrack does not mark it as DNAT,
+      // so the port forward's own accept rule (`ct status dnat`) does not apply either.
+      if (to.text === dst!.text && newPort === dport) return;
       steps.push(`port forward ${f.id}: destination ${dst!.text}:${dport} becomes ${to.text}:${newPort}`);
       dnat = { to: to.text, port: newPort };
       pfId = f.id;

@@ -56,7 +56,7 @@ test('random methods and parameters get answers, never a crash', async () => {
         assert.not.ok(/at .*\.(ts|js):\d+/.test(answer.error.message), 'no stack traces');
       }
     }),
-    { numRuns: 300 },
+    { numRuns: 300, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
   );
   const status = await d.call('status');
   assert.is(status.firewall.state, 'ok');

@@ -68,7 +68,7 @@ const labInterfaces = (lanZone = 'lan', wanZone = 'wan') => [
  * collide with an underscore-joined chain-name scheme (lan0 in zone "from": the chain of the pair from→wan and the
  * dispatch chain of zone wan would both be fwd_from_wan, and wan→lan tcp/80 would meet the lan→wan rule); and the
  * minimised cases of disagreements this test found (a blocklist covering a firewall address; a port forward to an
- * address of the firewall itself).
+ * address of the firewall itself; one onto the same address and port).
  */
 const FIXED: Doc[] = [
   JSON.parse(readFileSync(new URL('../../system/examples/lab.json', import.meta.url), 'utf8')) as Doc,
@@ -83,6 +83,13 @@ const FIXED: Doc[] = [
     interfaces: labInterfaces(),
     zones: [{ name: 'lan' }, { name: 'wan' }],
     firewall: { nat: { portForwards: [{ id: 'pf1', zone: 'wan', proto: 'tcp', port: '8080', to: '192.0.2.1', toPort: '80' }] } },
+  },
+  {
+    // A port forward onto the very address and port the packet already has: no translation, so no `ct status dnat`.
+    schema: 1,
+    interfaces: labInterfaces(),
+    zones: [{ name: 'lan' }, { name: 'wan' }],
+    firewall: { nat: { portForwards: [{ id: 'pf1', zone: 'wan', proto: 'tcp', port: '8080', to: '192.0.2.1', toPort: '8080', source: ['198.51.100.0/24'] }] } },
   },
   {
     schema: 1,

@@ -33,7 +33,7 @@ test('generated IPv4 and IPv6 prefixes match the oracle', () => {
     fc.property(fc.oneof(v4, v6), (s) => {
       assert.is(parsePrefix(s)?.text, oracle(s), s);
     }),
-    { numRuns: 3000 },
+    { numRuns: 3000, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
   );
 });
 

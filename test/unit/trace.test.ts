@@ -49,6 +49,13 @@ test('anti-lockout follows the API port of the running daemon', () => {
   assert.is(without.decidedBy, 'policy');
 });
 
+test('a port forward onto the same address and port translates nothing and opens nothing', () => {
+  const doc = JSON.parse(readFileSync(join(import.meta.dirname, '../../system/examples/lab.json'), 'utf8'));
+  doc.firewall.nat.portForwards = [{ id: 'same', zone: 'wan', proto: 'tcp', port: '8080', to: '192.0.2.1' }];
+  const r = tracePacket(parseConfig(doc), { from: 'wan', src: '198.51.100.20', dst: '192.0.2.1', proto: 'tcp', dport: 8080 });
+  assert.equal([r.verdict, r.decidedBy, r.dnat], ['drop', 'policy', undefined]);
+});
+
 test('blocks match the source only on input', () => {
   const r = tracePacket(lab, { from: 'lan', src: '192.0.2.10', dst: '192.0.2.1', proto: 'tcp', dport: 22 }, { blocks: ['192.0.2.1'] });
   assert.is(r.decidedBy, 'anti-lockout');
