@@ -87,6 +87,35 @@ const MIGRATIONS: string[] = [
      detail TEXT NOT NULL DEFAULT ''
    );
    CREATE INDEX audit_at ON audit(at);`,
+  // 3: telemetry series (services/telemetry/series.ts): raw points, 1-minute and 1-hour rollups; ts in epoch ms.
+  `CREATE TABLE series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL UNIQUE);
+   CREATE TABLE points_raw (
+     series INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     value REAL NOT NULL,
+     PRIMARY KEY (series, ts)
+   ) WITHOUT ROWID;
+   CREATE INDEX points_raw_ts ON points_raw(ts);
+   CREATE TABLE points_1m (
+     series INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     min REAL NOT NULL,
+     avg REAL NOT NULL,
+     max REAL NOT NULL,
+     count INTEGER NOT NULL,
+     PRIMARY KEY (series, ts)
+   ) WITHOUT ROWID;
+   CREATE INDEX points_1m_ts ON points_1m(ts);
+   CREATE TABLE points_1h (
+     series INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     min REAL NOT NULL,
+     avg REAL NOT NULL,
+     max REAL NOT NULL,
+     count INTEGER NOT NULL,
+     PRIMARY KEY (series, ts)
+   ) WITHOUT ROWID;
+   CREATE INDEX points_1h_ts ON points_1h(ts);`,
 ];
 
 /** Canonical JSON (object keys sorted at every depth, undefined members dropped) for hashing documents. */

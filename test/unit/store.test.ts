@@ -20,10 +20,10 @@ test.after.each(() => {
 
 test('opens in WAL mode with migrations applied', () => {
   assert.is(store.sql.pragma('journal_mode', { simple: true }), 'wal');
-  assert.is(store.sql.pragma('user_version', { simple: true }), 2);
+  assert.is(store.sql.pragma('user_version', { simple: true }), 3);
   store.close();
   store.open(); // re-opening runs no migration twice
-  assert.is(store.sql.pragma('user_version', { simple: true }), 2);
+  assert.is(store.sql.pragma('user_version', { simple: true }), 3);
 });
 
 test('refuses a database from a newer schema', () => {
