@@ -25,7 +25,7 @@ const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
   history | show [VERSION] | diff A B the version journal
   status [--json]                     running version and health
   block ADDR...|- [--ttl S] [-m REASON] | unblock ADDR|--all | blocks [--json]
-  stats [--json]                      per-rule counters
+  stats [--json]                      live figures (interfaces, CPU, memory, conntrack) and per-rule counters
   trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]
   lab up|down [--prefix P]            the lab topology of network namespaces
   user add NAME --role R | passwd NAME [--must-change] | del NAME | list [--json]
@@ -90,6 +90,53 @@ const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+const bytes = (n: unknown): string => {
+  if (typeof n !== 'number') return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) (v /= 1024), i++;
+  return `${i ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+};
+const rate = (n: unknown): string => (typeof n === 'number' ? (n >= 100 ? String(Math.round(n)) : n.toFixed(1)) : '-');
+const bitRate = (n: unknown): string => {
+  if (typeof n !== 'number') return '-';
+  const bits = n * 8;
+  const [v, u] = bits >= 1e9 ? [bits / 1e9, 'Gbit/s'] : bits >= 1e6 ? [bits / 1e6, 'Mbit/s'] : bits >= 1e3 ? [bits / 1e3, 'kbit/s'] : [bits, 'bit/s'];
+  return `${v.toFixed(1)} ${u}`;
+};
+
+/** The live part of `rampart stats` (the daemon's `stats` answer). */
+function formatLive(s: any): string {
+  if (s.ts == null) return 'no telemetry sample yet';
+  const lines: string[] = [`sample at ${new Date(s.ts).toISOString()}`];
+  const rows = [['INTERFACE', 'STATE', 'RX', 'TX', 'RX PKT/S', 'TX PKT/S', 'ERRORS', 'DROPS']];
+  for (const [dev, v] of Object.entries<any>(s.interfaces ?? {})) {
+    rows.push([
+      dev,
+      v.up ? 'up' : 'down',
+      bitRate(v.rx_bytes_rate),
+      bitRate(v.tx_bytes_rate),
+      rate(v.rx_packets_rate),
+      rate(v.tx_packets_rate),
+      String((v.rx_errors ?? 0) + (v.tx_errors ?? 0)),
+      String((v.rx_dropped ?? 0) + (v.tx_dropped ?? 0)),
+    ]);
+  }
+  lines.push(table(rows));
+  const sys = s.system ?? {};
+  lines.push(
+    `cpu ${sys.cpu === undefined ? '-' : `${sys.cpu.toFixed(1)} %`}` +
+      `  memory ${bytes(sys.mem_used_bytes)} of ${bytes(sys.mem_total_bytes)}` +
+      `  load ${[sys.load1, sys.load5, sys.load15].map((l) => (typeof l === 'number' ? l.toFixed(2) : '-')).join(' ')}`,
+  );
+  if (sys.disk_total_bytes !== undefined) lines.push(`disk ${bytes(sys.disk_used_bytes)} of ${bytes(sys.disk_total_bytes)}`);
+  lines.push(s.conntrack ? `conntrack ${s.conntrack.count} of ${s.conntrack.max}` : 'conntrack not available');
+  const d = s.daemon ?? {};
+  lines.push(`daemon rss ${bytes(d.rss_bytes)}  heap ${bytes(d.heap_used_bytes)}${d.loop_lag_ms !== undefined ? `  loop lag ${d.loop_lag_ms.toFixed(1)} ms` : ''}`);
+  return lines.join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -221,9 +268,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'stats': {
-      const c = await call('counters');
+      // The live figures and, under their own keys (rules, portForwards, ...), the per-rule counters.
+      const c = await call('stats');
       if (o.json) printJson(c);
       else {
+        print(formatLive(c));
+        print('');
         const rows = [['RULE', 'PACKETS', 'BYTES']];
         for (const [id, v] of Object.entries<any>(c.rules ?? {})) rows.push([id, String(v.packets), String(v.bytes)]);
         for (const [id, v] of Object.entries<any>(c.portForwards ?? {})) rows.push([`port forward ${id}`, String(v.packets), String(v.bytes)]);
@@ -373,7 +423,16 @@ async function serve(dataDir: string, netns: string | undefined, o: Opts): Promi
   const seed = o.config ? await readDocument(o.config) : undefined;
   if (seed !== undefined) (await validation()).parseConfig(seed);
   const watch = Number(process.env.RAMPART_WATCH_SECONDS ?? 60);
-  const daemon = new Daemon({ dataDir, netns, seed, log, listen: o.listen, watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000 });
+  const telemetry = Number(process.env.RAMPART_TELEMETRY_SECONDS);
+  const daemon = new Daemon({
+    dataDir,
+    netns,
+    seed,
+    log,
+    listen: o.listen,
+    watchIntervalMs: Number.isFinite(watch) && watch > 0 ? watch * 1000 : 60_000,
+    telemetryIntervalMs: Number.isFinite(telemetry) && telemetry > 0 ? telemetry * 1000 : undefined,
+  });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

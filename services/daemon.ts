@@ -22,6 +22,7 @@ import { Auth } from './api/auth.ts';
 import { AuditLog } from './api/audit.ts';
 import { ApiServer, parseListen } from './api/server.ts';
 import { serviceBackend } from './api/app.ts';
+import { TelemetryService, parseTelemetryRequest } from './telemetry/service.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -33,6 +34,8 @@ export interface DaemonOptions {
   watchIntervalMs?: number;
   /** HOST:PORT of the HTTP API (HTTPS unless HOST is a loopback address); no API without it. */
   listen?: string;
+  /** Telemetry interval (default: the running config's `telemetry.intervalSeconds`, else 10 s). */
+  telemetryIntervalMs?: number;
 }
 
 const startedAt = Date.now();
@@ -49,6 +52,7 @@ export class Daemon {
   readonly audit: AuditLog;
   readonly auth: Auth;
   readonly api?: ApiServer;
+  readonly telemetry: TelemetryService;
   private readonly log: Logger;
   private housekeeping?: NodeJS.Timeout;
   private statusCache?: { at: number; value: Record<string, unknown> };
@@ -66,6 +70,7 @@ export class Daemon {
       // Anti-lockout keeps the port the API really listens on reachable (443 when there is no listener).
       env: { apiPort: opts.listen ? parseListen(opts.listen).port : undefined },
     });
+    this.telemetry = new TelemetryService({ store: this.store, netns: opts.netns, dataDir: opts.dataDir, log: opts.log.child({ svc: 'telemetry' }), events: this.events });
     const dropStatus = () => (this.statusCache = undefined);
     this.events.on('config', dropStatus);
     this.events.on('block', dropStatus);
@@ -79,7 +84,7 @@ export class Daemon {
         dataDir: opts.dataDir,
         log: opts.log.child({ svc: 'api' }),
         deps: {
-          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status({ live: false }), counters: async () => handlers.counters({}, { peer: 'api' }) }),
+          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status({ live: false }), counters: async () => handlers.counters({}, { peer: 'api' }), telemetry: this.telemetry, stats: async () => handlers.stats({}, { peer: 'api' }) }),
           auth: this.auth,
           audit: this.audit,
           events: this.events,
@@ -102,6 +107,7 @@ export class Daemon {
       this.log.info({ version: v.version }, 'seeded the first version');
     }
     this.firewall.watch(this.opts.watchIntervalMs ?? 60_000);
+    this.startTelemetry();
     // Housekeeping: expired sessions, and audit entries past their retention (one year).
     this.housekeeping = setInterval(() => {
       this.auth.purgeSessions();
@@ -124,6 +130,7 @@ export class Daemon {
       if (this.housekeeping) clearInterval(this.housekeeping);
       await this.api?.stop(Math.min(3000, deadlineMs));
       await this.control.stop();
+      this.telemetry.stop();
       this.firewall.unwatch();
       this.firewall.stop();
       this.blocks.stop();
@@ -131,6 +138,18 @@ export class Daemon {
     await Promise.race([work, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     this.store.close();
     this.log.info('rampartd stopped');
+  }
+
+  private startTelemetry(): void {
+    let cfg: any;
+    try {
+      const running = this.store.runningVersion();
+      cfg = running ? parseConfig(running.document).telemetry : undefined;
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'telemetry: running configuration unreadable, defaults used');
+    }
+    const ms = this.opts.telemetryIntervalMs ?? (cfg?.intervalSeconds ?? 10) * 1000;
+    this.telemetry.start(ms, { retention: cfg?.retention, anomaly: cfg?.anomaly });
   }
 
   /**
@@ -202,7 +221,7 @@ export class Daemon {
     const versionTarget = (p: any, r?: any) => (r?.version ? `version ${r.version}` : p.version !== undefined ? `version ${p.version}` : '');
     const blockTarget = (p: any) =>
       Array.isArray(p.blocks) ? `${p.blocks.length} address(es)` : Array.isArray(p.addresses) ? `${p.addresses.length} address(es)` : String(p.address ?? '');
-    return {
+    const handlers: Record<string, Handler> = {
       status: () => this.status(),
       validate: (p) => validateConfig(p.document),
       apply: audited('config.apply', versionTarget, (p) => {
@@ -248,6 +267,18 @@ export class Daemon {
         if (!running) return { rules: {} };
         return readCounters(this.host, this.firewall.compile(parseConfig(running.document)).counters);
       },
+      stats: async (p) => {
+        const live = this.telemetry.latest();
+        // The per-rule counters list the whole ruleset (slow with big sets): `rules: false` leaves them out.
+        // The counters keep their own keys (rules, portForwards, snat, ...), as `stats` printed them before.
+        const counters = p.rules === false ? {} : ((await handlers.counters({}, { peer: 'stats' })) as Record<string, unknown>);
+        return { ...live, ...counters };
+      },
+      telemetry: (p) => {
+        const q = parseTelemetryRequest(p ?? {});
+        return this.telemetry.query(q.metric, q.from, q.to, q.stepMs);
+      },
+      telemetryMetrics: () => this.telemetry.metrics(),
       block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
         const requests = Array.isArray(p.blocks)
@@ -272,5 +303,6 @@ export class Daemon {
         return tracePacket(parseConfig(running.document), p, { blocks: this.blocks.list().map((b) => b.address), apiPort: this.firewall.env.apiPort });
       },
     };
+    return handlers;
   }
 }

@@ -13,6 +13,8 @@ import type { BlockRecord, Store, VersionRecord } from '../core/store.ts';
 import { validateConfig } from '../core/validate.ts';
 import type { Blocks } from '../firewall/blocks.ts';
 import type { Firewall } from '../firewall/apply.ts';
+import type { TelemetryService } from '../telemetry/service.ts';
+import type { QueryResult } from '../telemetry/series.ts';
 import type { Auth } from './auth.ts';
 import type { AuditLog } from './audit.ts';
 import { API_PREFIX, openApiDocument } from './openapi.ts';
@@ -21,6 +23,7 @@ import { configRoutes } from './routes/config.ts';
 import { Router, type AnyRoute } from './routes/define.ts';
 import { eventRoutes } from './routes/events.ts';
 import { firewallRoutes } from './routes/firewall.ts';
+import { telemetryRoutes } from './routes/telemetry.ts';
 import { userRoutes } from './routes/users.ts';
 
 /** What the API needs from the daemon (the firewall, its journal and the dynamic blocks). */
@@ -38,6 +41,11 @@ export interface ApiBackend {
   blocks(): BlockRecord[];
   block(req: { address: string; ttlSeconds?: number; reason?: string }, source: string): Promise<BlockRecord>;
   unblock(address: string): Promise<boolean>;
+  /** Points of a metric (epoch ms, step in ms). */
+  telemetry(q: { metric: string; from: number; to: number; stepMs?: number }): QueryResult;
+  telemetryMetrics(): string[];
+  /** The live figures of the last telemetry sample, with the per-rule counters. */
+  stats(): Promise<unknown>;
 }
 
 /** The backend over the daemon's services. */
@@ -47,6 +55,9 @@ export function serviceBackend(s: {
   blocks: Blocks;
   status: () => Promise<Record<string, unknown>>;
   counters: () => Promise<unknown>;
+  telemetry: TelemetryService;
+  /** The live figures (default: the telemetry's latest, with `counters`). */
+  stats?: () => Promise<unknown>;
 }): ApiBackend {
   return {
     status: s.status,
@@ -77,6 +88,9 @@ export function serviceBackend(s: {
       }
     },
     unblock: (address) => s.blocks.unblock(address),
+    telemetry: (q) => s.telemetry.query(q.metric, q.from, q.to, q.stepMs),
+    telemetryMetrics: () => s.telemetry.metrics(),
+    stats: s.stats ?? (async () => ({ ...s.telemetry.latest(), ...((await s.counters()) as Record<string, unknown>) })),
   };
 }
 
@@ -156,6 +170,7 @@ export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[
   authRoutes(router, { auth, tls });
   configRoutes(router, backend);
   firewallRoutes(router, backend);
+  telemetryRoutes(router, backend);
   userRoutes(router, { auth, audit });
   eventRoutes(router, { auth, events, heartbeatMs: options.heartbeatMs });
   let doc: Record<string, unknown> | undefined;

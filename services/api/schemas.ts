@@ -8,6 +8,8 @@
  */
 import { z } from 'zod';
 import { parsePrefix } from '../core/net.ts';
+import { METRIC_RE } from '../telemetry/series.ts';
+import { DURATION_RE } from '../telemetry/service.ts';
 import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE } from './auth.ts';
 
 /** A configuration document: opaque here, `#/components/schemas/Config` in the OpenAPI document. */
@@ -158,3 +160,31 @@ export const AuditList = z.array(AuditEntry);
 // ---- events ----
 
 export const EventStream = z.string().describe('text/event-stream: events `config` and `block`, each with a JSON `data` line; comments as keep-alive');
+
+// ---- telemetry ----
+
+export const TelemetryQuery = z.strictObject({
+  metric: z.string().min(1).max(200).regex(METRIC_RE, 'must be dotted words of A-Z a-z 0-9 _ : -').describe('e.g. if.lan0.rx_bytes_rate, sys.cpu'),
+  from: Instant.optional().describe('epoch milliseconds or an ISO 8601 date-time; default: an hour before `to`'),
+  to: Instant.optional().describe('epoch milliseconds or an ISO 8601 date-time; default: now'),
+  step: z.string().regex(DURATION_RE, 'must be milliseconds, or a number with ms, s, m, h or d').optional().describe('bucket width, e.g. 10s, 1m, 1h (default: about 1000 points)'),
+});
+export const TelemetryResult = z.object({
+  metric: z.string(),
+  resolution: z.enum(['raw', '1m', '1h']),
+  stepMs: z.number().describe('bucket width of the points (ms)'),
+  points: z.array(z.object({ ts: z.number().describe('bucket start, epoch ms'), min: z.number(), avg: z.number(), max: z.number() })),
+});
+export const MetricList = z.array(z.string()).describe('every metric that has a series');
+export const LiveStats = z
+  .object({
+    ts: z.number().nullable().describe('time of the last sample (epoch ms); null before the first'),
+    interfaces: z.record(z.string(), z.record(z.string(), z.union([z.number(), z.boolean()]))).describe('per device: up, counters and their *_rate per second'),
+    system: z.record(z.string(), z.number()).describe('cpu (%), mem_*_bytes, load1/5/15, uptime_seconds, disk_*_bytes'),
+    conntrack: z.object({ count: z.number(), max: z.number() }).nullable(),
+    daemon: z.record(z.string(), z.number()).describe('rss_bytes, heap_used_bytes, loop_lag_ms'),
+    errors: z.array(z.string()).describe('what could not be read in the last sample'),
+    ...Counters.shape,
+    rules: Counters.shape.rules.optional(),
+  })
+  .describe('the live figures, and the per-rule counters as GET /firewall/counters has them');

@@ -15,6 +15,7 @@ import { Firewall } from '../../services/firewall/apply.ts';
 import { Blocks } from '../../services/firewall/blocks.ts';
 import { Auth, type Role } from '../../services/api/auth.ts';
 import { AuditLog } from '../../services/api/audit.ts';
+import { TelemetryService } from '../../services/telemetry/service.ts';
 import { createApp, serviceBackend, type ApiOptions } from '../../services/api/app.ts';
 
 /** The namespace's whole ruleset as text (to prove that nothing was applied). */
@@ -77,7 +78,7 @@ export async function fixture(options: Partial<ApiOptions> = {}): Promise<Fixtur
     };
   };
   const app = createApp({
-    backend: serviceBackend({ store, firewall, blocks, status, counters: async () => ({ rules: {} }) }),
+    backend: serviceBackend({ store, firewall, blocks, status, counters: async () => ({ rules: {} }), telemetry: new TelemetryService({ store, netns, dataDir: dir, log, events }) }),
     auth,
     audit,
     events,

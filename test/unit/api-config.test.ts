@@ -128,6 +128,37 @@ async function readEvents(res: Response, until: (text: string) => boolean): Prom
   return text;
 }
 
+test('telemetry: a viewer lists metrics and queries; bad queries are 422 with pointers', async () => {
+  const viewer = await f.login('viewer');
+  let res = await f.req('GET', '/telemetry/metrics', { cookie: viewer });
+  assert.is(res.status, 200);
+  assert.ok(Array.isArray(await res.json()));
+  res = await f.req('GET', `/telemetry?metric=if.lan0.rx_bytes_rate&from=${Date.now() - 60_000}&to=${new Date().toISOString()}&step=10s`, { cookie: viewer });
+  assert.is(res.status, 200);
+  const q = await res.json();
+  assert.equal([q.metric, q.resolution, q.points], ['if.lan0.rx_bytes_rate', 'raw', []]);
+  res = await f.req('GET', '/stats', { cookie: viewer });
+  assert.is(res.status, 200);
+  assert.is((await res.json()).ts, null, 'no sample: the telemetry is not running here');
+  for (const [query, path] of [
+    ['metric=bad%20name', '/metric'],
+    ['metric=sys.cpu&from=yesterday', '/from'],
+    ['metric=sys.cpu&step=-5', '/step'],
+    ['metric=sys.cpu&bogus=1', ''],
+    ['from=1', '/metric'],
+  ]) {
+    res = await f.req('GET', `/telemetry?${query}`, { cookie: viewer });
+    assert.is(res.status, 422, query);
+    const err = (await res.json()).error;
+    assert.is(err.code, 'invalid_input');
+    assert.ok(err.details.some((d: { path: string }) => d.path === path), `${query}: ${JSON.stringify(err.details)}`);
+  }
+  res = await f.req('GET', `/telemetry?metric=sys.cpu&from=2000&to=1000`, { cookie: viewer });
+  assert.is(res.status, 422);
+  assert.is((await res.json()).error.details[0].path, '/from');
+  assert.is((await f.req('GET', '/telemetry/metrics')).status, 401);
+});
+
 test('events: authenticated Server-Sent Events with config and block events; ends at logout', async () => {
   assert.is((await f.req('GET', '/events')).status, 401);
   const cookie = await f.login('viewer');
