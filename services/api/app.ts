@@ -25,6 +25,8 @@ import { eventRoutes } from './routes/events.ts';
 import { firewallRoutes } from './routes/firewall.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
 import { userRoutes } from './routes/users.ts';
+import { tlsRoutes } from './routes/tls.ts';
+import type { CertificateInfo } from './tls.ts';
 
 /** What the API needs from the daemon (the firewall, its journal and the dynamic blocks). */
 export interface ApiBackend {
@@ -111,6 +113,11 @@ export interface ApiDeps {
   events: EventBus;
   log: Logger;
   options: ApiOptions;
+  /** The served certificate: what it is, and replacing it with an uploaded one (absent without TLS). */
+  certificates?: {
+    current(): CertificateInfo | undefined;
+    replace(cert: string, key: string): Promise<CertificateInfo>;
+  };
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -172,6 +179,7 @@ export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[
   firewallRoutes(router, backend);
   telemetryRoutes(router, backend);
   userRoutes(router, { auth, audit });
+  tlsRoutes(router, deps.certificates);
   eventRoutes(router, { auth, events, heartbeatMs: options.heartbeatMs });
   let doc: Record<string, unknown> | undefined;
   router.add({

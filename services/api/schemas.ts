@@ -188,3 +188,19 @@ export const LiveStats = z
     rules: Counters.shape.rules.optional(),
   })
   .describe('the live figures, and the per-rule counters as GET /firewall/counters has them');
+
+export const CertificateInfoSchema = z
+  .object({
+    subject: z.string(),
+    issuer: z.string(),
+    validFrom: z.string(),
+    validTo: z.string(),
+    fingerprint256: z.string(),
+    subjectAltName: z.string(),
+  });
+
+export const CertificateUpload = z
+  .strictObject({
+    cert: z.string().min(1).max(32 * 1024).describe('certificate (PEM; a chain may follow)'),
+    key: z.string().min(1).max(16 * 1024).describe('private key (PEM)'),
+  });

@@ -4,14 +4,15 @@
  * within a deadline.
  */
 import { serve } from '@hono/node-server';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { RampartError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { createApp, type ApiDeps } from './app.ts';
-import { ensureCertificate } from './tls.ts';
+import { certificateInfo, ensureCertificate, installCertificate } from './tls.ts';
 
 export interface ListenAddress {
   host: string;
@@ -68,7 +69,19 @@ export class ApiServer {
 
   async start(): Promise<void> {
     const { log, dataDir } = this.opts;
-    const app = createApp({ ...this.opts.deps, options: { tls: this.tls, heartbeatMs: this.opts.heartbeatMs } });
+    const tlsDir = join(dataDir, 'tls');
+    const certificates = {
+      current: () => (this.tls ? certificateInfo(readFileSync(join(tlsDir, 'cert.pem'), 'utf8')) : undefined),
+      replace: async (cert: string, key: string) => {
+        if (!this.tls || !this.server) throw new RampartError('conflict', 'the API listens on a loopback address without TLS');
+        const material = installCertificate(tlsDir, this.address.host, cert, key);
+        // New connections get the new certificate at once; open ones keep theirs.
+        (this.server as unknown as HttpsServer).setSecureContext({ cert: material.cert, key: material.key, minVersion: 'TLSv1.2' });
+        log.info({ certificate: certificateInfo(cert).fingerprint256 }, 'TLS certificate replaced');
+        return certificateInfo(cert);
+      },
+    };
+    const app = createApp({ ...this.opts.deps, certificates, options: { tls: this.tls, heartbeatMs: this.opts.heartbeatMs } });
     const { host, port } = this.address;
     let server: Server;
     if (this.tls) {

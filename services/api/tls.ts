@@ -5,11 +5,12 @@
  * 825 days (the longest validity clients accept).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import type { Logger } from '../core/log.ts';
+import { RampartError } from '../core/errors.ts';
 import { run } from '../host/exec.ts';
 
 export const CERT_DAYS = 825;
@@ -101,4 +102,50 @@ export async function ensureCertificate(dir: string, listenHost: string, log?: L
   const x = new X509Certificate(cert);
   log?.info({ certPath, subjectAltName: x.subjectAltName, fingerprint256: x.fingerprint256, validTo: x.validTo }, 'made a self-signed TLS certificate');
   return { cert, key: readFileSync(keyPath, 'utf8'), certPath, keyPath, created: true };
+}
+
+export interface CertificateInfo {
+  subject: string;
+  issuer: string;
+  validFrom: string;
+  validTo: string;
+  fingerprint256: string;
+  subjectAltName: string;
+}
+
+export function certificateInfo(cert: string): CertificateInfo {
+  const x = new X509Certificate(cert);
+  return {
+    subject: x.subject,
+    issuer: x.issuer,
+    validFrom: new Date(x.validFrom).toISOString(),
+    validTo: new Date(x.validTo).toISOString(),
+    fingerprint256: x.fingerprint256,
+    subjectAltName: x.subjectAltName ?? '',
+  };
+}
+
+/**
+ * Replace the pair in `dir` with an uploaded certificate (PEM, chain allowed) and key: refused with a problem when
+ * the key does not match, it is expired or not yet valid, or it does not name the listen address. Written
+ * atomically, the key 0600.
+ */
+export function installCertificate(dir: string, listenHost: string, cert: string, key: string): TlsMaterial {
+  const why = unusable(cert, key, listenHost);
+  if (why) throw RampartError.invalid([{ path: '/cert', message: `certificate not usable: ${why}` }], `certificate not usable: ${why}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  const tmpCert = join(dir, `.upload-cert.${process.pid}.pem`);
+  const tmpKey = join(dir, `.upload-key.${process.pid}.pem`);
+  try {
+    writeFileSync(tmpKey, key, { mode: 0o600 });
+    writeFileSync(tmpCert, cert, { mode: 0o644 });
+    renameSync(tmpKey, keyPath);
+    renameSync(tmpCert, certPath);
+  } finally {
+    rmSync(tmpKey, { force: true });
+    rmSync(tmpCert, { force: true });
+  }
+  return { cert, key, certPath, keyPath, created: false };
 }

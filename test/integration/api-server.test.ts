@@ -164,6 +164,35 @@ test('non-loopback: HTTPS with a self-signed certificate, kept in DATA/tls; firs
       { method: 'GET', url: `${base}/status` },
     ]);
     assert.is(again[1].status, 200);
+    // An uploaded certificate replaces the served one for new connections, without a restart.
+    const upDir = mkdtempSync(join(tmpdir(), 'rampart-upload-'));
+    try {
+      const mk = (name: string) => {
+        const r = spawnSync('openssl', ['req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-keyout', join(upDir, `${name}.key`), '-out', join(upDir, `${name}.pem`), '-days', '30', '-subj', `/CN=${name}`, '-addext', `subjectAltName=IP:${ADDR}`], { encoding: 'utf8' });
+        assert.is(r.status, 0, r.stderr);
+        return { cert: readFileSync(join(upDir, `${name}.pem`), 'utf8'), key: readFileSync(join(upDir, `${name}.key`), 'utf8') };
+      };
+      const fresh = mk('uploaded');
+      const other = mk('other');
+      const up = nsRequests(caFile, [
+        { method: 'POST', url: `${base}/auth/login`, body: { username: 'admin', password: 'a-new-admin-password' } },
+        { method: 'POST', url: `${base}/tls`, body: { cert: fresh.cert, key: other.key } },
+        { method: 'POST', url: `${base}/tls`, body: { cert: fresh.cert, key: fresh.key } },
+      ]);
+      assert.is(up[1].status, 422, 'a key that does not match is refused');
+      assert.match(up[1].text, /key does not match/);
+      assert.is(up[2].status, 200, up[2].text);
+      assert.is(JSON.parse(up[2].text).fingerprint256, new X509Certificate(fresh.cert).fingerprint256);
+      const newCa = join(upDir, 'uploaded.pem');
+      const viaNew = nsRequests(newCa, [{ method: 'GET', url: `${base}/openapi.json` }]);
+      assert.is(viaNew[0].status, 200, 'a client trusting only the uploaded certificate connects');
+      const viaOld = nsRequests(caFile, [{ method: 'GET', url: `${base}/openapi.json` }]);
+      assert.ok(viaOld[0].error, 'the old certificate is no longer served');
+      assert.is(readFileSync(certPath, 'utf8'), fresh.cert, 'kept in DATA/tls');
+      assert.is(statSync(keyPath).mode & 0o777, 0o600);
+    } finally {
+      rmSync(upDir, { recursive: true, force: true });
+    }
   } finally {
     await stop();
     rmSync(dataDir, { recursive: true, force: true });
