@@ -331,7 +331,8 @@ export async function traceChildren<T>(daemonPid: number, fn: () => Promise<T>):
 
 /** Split a traced call at its (longest) nft child: before, during, after, in seconds. */
 export function nftPhases(trace: { ms: number; spans: ChildSpan[] }): { total: number; beforeNft: number; nft: number; afterNft: number } | undefined {
-  const nft = trace.spans.filter((s) => / nft /.test(` ${s.cmd} `)).sort((a, b) => b.to - b.from - (a.to - a.from))[0];
+  // nft, or the netlink helper that writes dynamic blocks instead of it.
+  const nft = trace.spans.filter((s) => /(^|[ /])(nft|rampart-setelem) /.test(` ${s.cmd} `)).sort((a, b) => b.to - b.from - (a.to - a.from))[0];
   if (!nft) return undefined;
   return { total: secs(trace.ms), beforeNft: secs(nft.from), nft: secs(nft.to - nft.from), afterNft: secs(trace.ms - nft.to) };
 }

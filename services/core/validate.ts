@@ -3,9 +3,9 @@
  * pointer. Also the resolvers (address references → prefixes, service references → protocol/port sets) that the
  * compiler and the packet tracer share, so all three agree on what a rule means.
  */
-import { Config, type ConfigInput, type InlineService } from './schema.ts';
+import { Config, type InlineService } from './schema.ts';
 import { RampartError, pointer, type Problem } from './errors.ts';
-import { parseAddress, parseInterfaceAddress, parsePrefix, overlaps, type Family, type Prefix } from './net.ts';
+import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from './net.ts';
 
 const MAX_PROBLEMS = 200;
 const NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -414,5 +414,3 @@ function intersect<T>(a: Set<T>, b: Set<T>): Set<T> {
   return new Set([...a].filter((x) => b.has(x)));
 }
 
-export { overlaps };
-export type { ConfigInput };

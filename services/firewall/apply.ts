@@ -138,14 +138,16 @@ export class Firewall {
     this.watchTimer = setInterval(() => {
       void this.queue
         .run(async () => {
+          // The fingerprint of what should run is known since the last load: only a table that changed costs a
+          // read of the document and a compile.
+          if (!this.expectedFingerprint) return;
+          const inKernel = await this.checkKernel();
+          if (inKernel === this.expectedFingerprint) return;
           const running = this.store.runningVersion();
           if (!running) return;
-          const compiled = this.compile(parseConfig(running.document));
-          const inKernel = await this.checkKernel();
-          if (inKernel === compiled.fingerprint) return;
           this.log.warn({ version: running.version, inKernel: inKernel ?? null }, 'firewall table changed behind our back: restoring the running version');
           this.listsLoaded = undefined;
-          await this.load(compiled);
+          await this.load(this.compile(parseConfig(running.document)));
         })
         .catch((err) => this.log.error({ err: String(err) }, 'firewall watchdog failed'));
     }, intervalMs);

@@ -95,9 +95,4 @@ export class Host {
       await rm(opts.viaFile, { force: true });
     }
   }
-
-  async nftJson(args: readonly string[]): Promise<any> {
-    const res = await this.run('nft', ['-j', ...args]);
-    return JSON.parse(res.stdout);
-  }
 }
