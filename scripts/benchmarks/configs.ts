@@ -4,18 +4,9 @@
  * networks (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32) nor into 10.0.0.0/8, which the rule destinations use.
  */
 import LAB from '../../system/examples/lab.json' with { type: 'json' };
+import { prng } from '../../test/helpers/random.ts';
 
-/** mulberry32: small, fast, good enough for test data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 type Rand = () => number;
 const int = (r: Rand, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));

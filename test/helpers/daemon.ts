@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
 import { callDaemon } from '../../services/control.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -129,6 +130,27 @@ export async function startDaemon(opts: { netns?: string; config?: unknown; data
     },
   };
   return d;
+}
+
+/**
+ * A daemon managing a scratch network namespace of its own (for tests that need a kernel but no lab hosts).
+ * `close()` stops it and removes the namespace.
+ */
+export async function startScratchDaemon(label: string): Promise<{ ns: string; d: TestDaemon; close(): Promise<void> }> {
+  const ns = `${label}-${randomBytes(3).toString('hex')}`;
+  await execa('ip', ['netns', 'add', ns]);
+  let d: TestDaemon | undefined;
+  const close = async () => {
+    await d?.cleanup();
+    await execa('ip', ['netns', 'del', ns], { reject: false });
+  };
+  try {
+    d = await startDaemon({ netns: ns, config: labConfig() });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ns, d, close };
 }
 
 /** The whole ruleset of a namespace, as text (to prove nothing changed). */

@@ -4,12 +4,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
 import { run, setelemHelper } from '../../services/host/exec.ts';
-import { labConfig, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+import { startScratchDaemon, type TestDaemon } from '../helpers/daemon.ts';
 
-const ns = `rb-${randomBytes(3).toString('hex')}`;
+let ns: string;
 let d: TestDaemon;
+let close: () => Promise<void>;
 const helper = setelemHelper();
 
 const setText = async (set: string) => (await run('ip', ['netns', 'exec', ns, 'nft', 'list', 'set', 'inet', 'rampart_blocks', set])).stdout;
@@ -19,13 +19,11 @@ const timeoutOf = (text: string, addr: string) => {
 };
 
 test.before(async () => {
-  await run('ip', ['netns', 'add', ns]);
-  d = await startDaemon({ netns: ns, config: labConfig() });
+  ({ ns, d, close } = await startScratchDaemon('rb'));
 });
 
 test.after(async () => {
-  await d?.cleanup();
-  await run('ip', ['netns', 'del', ns], { allowFailure: true });
+  await close?.();
 });
 
 if (!helper) {

@@ -7,21 +7,17 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { run } from '../../services/host/exec.ts';
-import { labConfig, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+import { startScratchDaemon, type TestDaemon } from '../helpers/daemon.ts';
 
-const ns = `rc-${randomBytes(3).toString('hex')}`;
 let d: TestDaemon;
+let close: () => Promise<void>;
 
 test.before(async () => {
-  await run('ip', ['netns', 'add', ns]);
-  d = await startDaemon({ netns: ns, config: labConfig() });
+  ({ d, close } = await startScratchDaemon('rc'));
 });
 
 test.after(async () => {
-  await d?.cleanup();
-  await run('ip', ['netns', 'del', ns], { allowFailure: true });
+  await close?.();
 });
 
 const METHODS = ['status', 'validate', 'apply', 'confirm', 'rollback', 'plan', 'history', 'show', 'diff', 'counters', 'block', 'unblock', 'blocks', 'trace', 'nope', '__proto__', 'constructor', 'toString'];

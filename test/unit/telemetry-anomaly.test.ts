@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AnomalyDetector, MetricDetector, medianAndMad, type AnomalyEvent } from '../../services/telemetry/anomaly.ts';
 import { RateTracker } from '../../services/telemetry/rates.ts';
+import { prng } from '../helpers/random.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -11,15 +12,9 @@ const STEP = MIN; // one sample a minute keeps days of traffic cheap to simulate
 const METRIC = 'if.wan0.rx_bytes_rate';
 
 /** Deterministic noise in [-1, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+function noiseOf(seed: number): () => number {
+  const next = prng(seed);
+  return () => next() * 2 - 1;
 }
 
 /** Normal traffic: 1 MB/s on average, a daily swing of ±60 % (peak in the afternoon), ±8 % noise. */
@@ -40,7 +35,7 @@ test('median and MAD', () => {
 });
 
 test('steady traffic with a daily pattern: no event over a week', () => {
-  const noise = prng(1);
+  const noise = noiseOf(1);
   const det = new AnomalyDetector();
   const events = feed(det, T0, T0 + 7 * DAY, (ts) => normalRate(ts, noise));
   assert.equal(events, []);
@@ -53,7 +48,7 @@ test('steady traffic with a daily pattern: no event over a week', () => {
 });
 
 test('a burst of ten times the learned rate: exactly one event, with start and end', () => {
-  const noise = prng(2);
+  const noise = noiseOf(2);
   const det = new AnomalyDetector({ k: 4 });
   const burstStart = T0 + 4 * DAY + 10 * HOUR;
   const burstEnd = burstStart + 45 * MIN;
@@ -78,7 +73,7 @@ test('a burst of ten times the learned rate: exactly one event, with start and e
 });
 
 test('a storm that flickers below the entry threshold stays one event; single spikes are none', () => {
-  const noise = prng(3);
+  const noise = noiseOf(3);
   const det = new AnomalyDetector();
   const storm = T0 + 3 * DAY + 14 * HOUR;
   const events = feed(det, T0, T0 + 4 * DAY, (ts) => {
@@ -101,7 +96,7 @@ test('no event during the warm-up', () => {
 });
 
 test('counter reset and recreated interface: rates drop the interval, no event', () => {
-  const noise = prng(4);
+  const noise = noiseOf(4);
   const tracker = new RateTracker();
   const det = new AnomalyDetector();
   let counter = 5e12;
@@ -124,7 +119,7 @@ test('counter reset and recreated interface: rates drop the interval, no event',
 
 test('downward departures are reported with direction "both" (and not by default)', () => {
   const run = (opts: ConstructorParameters<typeof MetricDetector>[1]) => {
-    const noise = prng(5);
+    const noise = noiseOf(5);
     const d = new MetricDetector(METRIC, opts);
     const out: AnomalyEvent[] = [];
     const outage = T0 + 3 * DAY + 12 * HOUR;
@@ -143,7 +138,7 @@ test('downward departures are reported with direction "both" (and not by default
 
 test('deterministic: the same samples give the same events', () => {
   const go = () => {
-    const noise = prng(6);
+    const noise = noiseOf(6);
     const det = new AnomalyDetector();
     return feed(det, T0, T0 + 3 * DAY, (ts) => normalRate(ts, noise) * (ts > T0 + 2 * DAY + 5 * HOUR && ts < T0 + 2 * DAY + 6 * HOUR ? 10 : 1));
   };
