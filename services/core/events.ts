@@ -1,12 +1,17 @@
 /** A small typed event bus; each listener is isolated, so one that throws cannot break the others. */
 import type { Logger } from './log.ts';
 import type { AnomalyEvent } from '../telemetry/anomaly.ts';
+import type { AlertRecord } from './alerts.ts';
 
 export interface EventMap {
   config: { type: 'applied' | 'confirmed' | 'reverted'; version: number; state?: string; back?: number; reason?: string };
   block: { type: 'added' | 'removed' | 'expired'; addresses: string[]; reason?: string; source?: string };
   /** A telemetry anomaly opened (no `end`) or closed. */
   anomaly: { type: 'opened' | 'closed' } & AnomalyEvent;
+  /** Alerts (IDS and anomalies) newly stored in the alert store, in seq order. */
+  alert: AlertRecord[];
+  /** Sync channel state changes (connected, lost...). */
+  sync: { state: string; detail?: string };
 }
 
 type Listener<T> = (payload: T) => void;

@@ -202,7 +202,34 @@ export class Store {
       })();
     }
     this.db = db;
+    for (const [component, steps] of this.componentMigrations) this.runComponentMigrations(component, steps);
     return this;
+  }
+
+  private componentMigrations = new Map<string, string[]>();
+
+  /**
+   * Numbered migrations owned by one service (ids, sync, snmp, network...), kept apart from the core's so each
+   * service evolves its own tables. Idempotent; runs now when the store is open, else at open().
+   */
+  migrate(component: string, steps: string[]): this {
+    this.componentMigrations.set(component, steps);
+    if (this.db) this.runComponentMigrations(component, steps);
+    return this;
+  }
+
+  private runComponentMigrations(component: string, steps: string[]): void {
+    const db = this.db!;
+    db.exec('CREATE TABLE IF NOT EXISTS component_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+    const row = db.prepare('SELECT version FROM component_schema WHERE component = ?').get(component) as { version: number } | undefined;
+    const current = row?.version ?? 0;
+    if (current > steps.length) throw new RampartError('system', `database ${this.path}: ${component} tables are from a newer Rampart (schema ${current})`);
+    for (let i = current; i < steps.length; i++) {
+      db.transaction(() => {
+        db.exec(steps[i]);
+        db.prepare('INSERT INTO component_schema (component, version) VALUES (?, ?) ON CONFLICT(component) DO UPDATE SET version = excluded.version').run(component, i + 1);
+      })();
+    }
   }
 
   close(): void {

@@ -1,0 +1,195 @@
+/**
+ * The alert store: IDS alerts and telemetry anomalies in one table, in arrival order (`seq`), deduplicated by `id`.
+ * Producers (EVE ingest, anomaly detector) call add() with batches; consumers (API, SSE, SNMP counters, sync
+ * outbox, syslog) read from here or listen to the bus's `alert` event, which carries only newly stored records.
+ */
+import { randomUUID } from 'node:crypto';
+import type { EventBus } from './events.ts';
+import type { Store } from './store.ts';
+
+export type AlertKind = 'ids' | 'anomaly';
+
+/** Suricata's convention: 1 is the most severe, 4 the least. */
+export type Severity = 1 | 2 | 3 | 4;
+
+export interface AlertInput {
+  /** Stable identity; a producer that may see the same alert twice (a re-read EVE line) derives it from the alert. */
+  id?: string;
+  kind: AlertKind;
+  /** Epoch milliseconds of the event itself (not of its ingest). */
+  at: number;
+  severity: Severity;
+  signature: string;
+  sid?: number;
+  category?: string;
+  src?: string;
+  dst?: string;
+  proto?: string;
+  sport?: number;
+  dport?: number;
+  /** What happened to the traffic: allowed (IDS), blocked (IPS drop or auto-block). */
+  action?: string;
+  /** The original record (EVE alert, anomaly event), kept as JSON. */
+  detail?: unknown;
+}
+
+export interface AlertRecord extends AlertInput {
+  id: string;
+  /** Position in the store, increasing; assigned at insert. */
+  seq: number;
+}
+
+export interface AlertQuery {
+  /** Epoch ms: alerts at or after. */
+  since?: number;
+  until?: number;
+  /** Alerts at least this severe (severity number at most this). */
+  severity?: number;
+  kind?: AlertKind;
+  /** Only alerts stored after this seq (for tailing). */
+  afterSeq?: number;
+  /** Default 100, at most 10,000. Newest first unless `afterSeq` is given (then oldest first). */
+  limit?: number;
+}
+
+export const ALERT_MIGRATIONS = [
+  `CREATE TABLE alerts (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     kind TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     severity INTEGER NOT NULL,
+     signature TEXT NOT NULL,
+     sid INTEGER,
+     category TEXT,
+     src TEXT,
+     dst TEXT,
+     proto TEXT,
+     sport INTEGER,
+     dport INTEGER,
+     action TEXT,
+     detail TEXT
+   );
+   CREATE INDEX alerts_at ON alerts(at);`,
+];
+
+interface Row {
+  seq: number;
+  id: string;
+  kind: AlertKind;
+  at: number;
+  severity: Severity;
+  signature: string;
+  sid: number | null;
+  category: string | null;
+  src: string | null;
+  dst: string | null;
+  proto: string | null;
+  sport: number | null;
+  dport: number | null;
+  action: string | null;
+  detail: string | null;
+}
+
+function fromRow(r: Row): AlertRecord {
+  const rec: AlertRecord = { seq: r.seq, id: r.id, kind: r.kind, at: r.at, severity: r.severity, signature: r.signature };
+  if (r.sid !== null) rec.sid = r.sid;
+  if (r.category !== null) rec.category = r.category;
+  if (r.src !== null) rec.src = r.src;
+  if (r.dst !== null) rec.dst = r.dst;
+  if (r.proto !== null) rec.proto = r.proto;
+  if (r.sport !== null) rec.sport = r.sport;
+  if (r.dport !== null) rec.dport = r.dport;
+  if (r.action !== null) rec.action = r.action;
+  if (r.detail !== null) rec.detail = JSON.parse(r.detail);
+  return rec;
+}
+
+export class AlertStore {
+  /** Counts by severity since the store opened plus what was there (for SNMP counters), kept in memory. */
+  private counts?: Record<Severity, number>;
+
+  constructor(private readonly store: Store, private readonly events?: EventBus) {
+    store.migrate('alerts', ALERT_MIGRATIONS);
+  }
+
+  /** Stores a batch in one transaction; returns (and announces) only the alerts that were new. */
+  add(inputs: AlertInput[]): AlertRecord[] {
+    if (inputs.length === 0) return [];
+    const insert = this.store.prepare(
+      `INSERT OR IGNORE INTO alerts (id, kind, at, severity, signature, sid, category, src, dst, proto, sport, dport, action, detail)
+       VALUES (@id, @kind, @at, @severity, @signature, @sid, @category, @src, @dst, @proto, @sport, @dport, @action, @detail)`,
+    );
+    const added: AlertRecord[] = [];
+    this.store.sql.transaction(() => {
+      for (const a of inputs) {
+        const id = a.id ?? randomUUID();
+        const info = insert.run({
+          id,
+          kind: a.kind,
+          at: Math.round(a.at),
+          severity: a.severity,
+          signature: a.signature,
+          sid: a.sid ?? null,
+          category: a.category ?? null,
+          src: a.src ?? null,
+          dst: a.dst ?? null,
+          proto: a.proto ?? null,
+          sport: a.sport ?? null,
+          dport: a.dport ?? null,
+          action: a.action ?? null,
+          detail: a.detail === undefined ? null : JSON.stringify(a.detail),
+        });
+        if (info.changes === 1) added.push({ ...a, id, seq: Number(info.lastInsertRowid) });
+      }
+    })();
+    if (this.counts) for (const a of added) this.counts[a.severity] = (this.counts[a.severity] ?? 0) + 1;
+    if (added.length) this.events?.emit('alert', added);
+    return added;
+  }
+
+  list(q: AlertQuery = {}): AlertRecord[] {
+    const where: string[] = [];
+    const args: Record<string, unknown> = {};
+    if (q.since !== undefined) (where.push('at >= @since'), (args.since = q.since));
+    if (q.until !== undefined) (where.push('at <= @until'), (args.until = q.until));
+    if (q.severity !== undefined) (where.push('severity <= @severity'), (args.severity = q.severity));
+    if (q.kind !== undefined) (where.push('kind = @kind'), (args.kind = q.kind));
+    if (q.afterSeq !== undefined) (where.push('seq > @afterSeq'), (args.afterSeq = q.afterSeq));
+    args.limit = Math.max(1, Math.min(10_000, Math.floor(q.limit ?? 100)));
+    const order = q.afterSeq !== undefined ? 'seq ASC' : 'seq DESC';
+    const sql = `SELECT * FROM alerts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${order} LIMIT @limit`;
+    return (this.store.prepare(sql).all(args) as Row[]).map(fromRow);
+  }
+
+  get(id: string): AlertRecord | undefined {
+    const r = this.store.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  /** Number of stored alerts by severity (1..4), from memory after the first call. */
+  countsBySeverity(): Record<Severity, number> {
+    if (!this.counts) {
+      const counts: Record<Severity, number> = { 1: 0, 2: 0, 3: 0, 4: 0 };
+      for (const r of this.store.prepare('SELECT severity, COUNT(*) AS n FROM alerts GROUP BY severity').all() as { severity: Severity; n: number }[]) {
+        counts[r.severity] = r.n;
+      }
+      this.counts = counts;
+    }
+    return { ...this.counts };
+  }
+
+  /** The highest seq stored (0 when empty). */
+  lastSeq(): number {
+    return (this.store.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM alerts').get() as { s: number }).s;
+  }
+
+  /** Retention: drops alerts older than `maxAgeMs` and the oldest beyond `maxRows`. Returns how many went. */
+  purge(maxAgeMs: number, maxRows: number): number {
+    let removed = this.store.prepare('DELETE FROM alerts WHERE at < ?').run(Date.now() - maxAgeMs).changes;
+    const over = (this.store.prepare('SELECT COUNT(*) AS n FROM alerts').get() as { n: number }).n - maxRows;
+    if (over > 0) removed += this.store.prepare('DELETE FROM alerts WHERE seq IN (SELECT seq FROM alerts ORDER BY seq ASC LIMIT ?)').run(over).changes;
+    if (removed) this.counts = undefined;
+    return removed;
+  }
+}
