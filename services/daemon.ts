@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { RampartError } from './core/errors.ts';
 import { EventBus } from './core/events.ts';
+import { AlertStore, type AlertInput } from './core/alerts.ts';
+import type { AnomalyEvent } from './telemetry/anomaly.ts';
 import type { Logger } from './core/log.ts';
 import { Store, type VersionSource } from './core/store.ts';
 import { parseConfig, validateConfig } from './core/validate.ts';
@@ -39,6 +41,19 @@ export interface DaemonOptions {
 }
 
 const startedAt = Date.now();
+
+/** The alert record of a telemetry anomaly; its id is stable for the event (metric and start). */
+function anomalyAlert(a: AnomalyEvent): AlertInput {
+  return {
+    id: `anomaly:${a.metric}:${a.start}`,
+    kind: 'anomaly',
+    at: a.start,
+    severity: 2,
+    signature: `${a.metric} ${a.direction === 'up' ? 'above' : 'below'} its baseline (${a.peak.toPrecision(3)} vs ${a.baseline.toPrecision(3)})`,
+    category: 'telemetry anomaly',
+    detail: { metric: a.metric, start: a.start, peak: a.peak, baseline: a.baseline, score: a.score, direction: a.direction },
+  };
+}
 const AUDIT_RETENTION_MS = 365 * 24 * 3600_000;
 const STATUS_CACHE_MS = 1000;
 
@@ -46,6 +61,8 @@ export class Daemon {
   readonly store: Store;
   readonly host: Host;
   readonly events: EventBus;
+  /** IDS alerts and telemetry anomalies (services/core/alerts.ts). */
+  readonly alerts: AlertStore;
   readonly firewall: Firewall;
   readonly blocks: Blocks;
   readonly control: ControlServer;
@@ -62,6 +79,11 @@ export class Daemon {
     this.store = new Store(join(opts.dataDir, 'rampart.db'));
     this.host = new Host(opts.netns);
     this.events = new EventBus(opts.log);
+    this.alerts = new AlertStore(this.store, this.events);
+    // An anomaly that opens is an alert like any other: it reaches the API, SNMP, syslog and the MSSP the same way.
+    this.events.on('anomaly', (a) => {
+      if (a.type === 'opened') this.alerts.add([anomalyAlert(a)]);
+    });
     this.blocks = new Blocks(this.store, this.host, opts.log.child({ svc: 'blocks' }), this.events);
     this.firewall = new Firewall(this.store, this.host, opts.log.child({ svc: 'firewall' }), this.events, {
       restoreBlocks: () => this.blocks.restoreNow(),
