@@ -15,7 +15,7 @@ export interface Prefix {
 }
 
 /** Parse dotted-quad IPv4 (no leading zeros) to a 32-bit number, or -1. */
-function parseV4(s: string): number {
+export function parseV4(s: string): number {
   let value = 0;
   let parts = 0;
   let i = 0;
@@ -41,38 +41,55 @@ function parseV4(s: string): number {
   return i === n ? value : -1;
 }
 
-/** Parse IPv6 text (with optional embedded IPv4 tail) to 8 groups, or undefined. */
+/** Parse IPv6 text (with optional embedded IPv4 tail) to 8 groups, or undefined. One pass over the characters. */
 function parseV6(s: string): number[] | undefined {
-  if (s.length < 2 || s.length > 45) return undefined;
-  const dbl = s.indexOf('::');
-  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return undefined;
-  const parseSide = (side: string): number[] | undefined => {
-    if (side === '') return [];
-    const out: number[] = [];
-    const items = side.split(':');
-    for (let k = 0; k < items.length; k++) {
-      const it = items[k];
-      if (k === items.length - 1 && it.includes('.')) {
-        const v4 = parseV4(it);
-        if (v4 < 0) return undefined;
-        out.push(Math.floor(v4 / 65536), v4 % 65536);
-        continue;
-      }
-      if (!/^[0-9A-Fa-f]{1,4}$/.test(it)) return undefined;
-      out.push(parseInt(it, 16));
-    }
-    return out;
-  };
-  let groups: number[] | undefined;
-  if (dbl === -1) {
-    groups = parseSide(s);
-    if (!groups || groups.length !== 8) return undefined;
-  } else {
-    const head = parseSide(s.slice(0, dbl));
-    const tail = parseSide(s.slice(dbl + 2));
-    if (!head || !tail || head.length + tail.length > 7) return undefined;
-    groups = [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+  const n = s.length;
+  if (n < 2 || n > 45) return undefined;
+  const groups: number[] = [];
+  let gap = -1; // index in `groups` where "::" stands
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return undefined;
+    gap = 0;
+    i = 2;
+    if (i === n) return [0, 0, 0, 0, 0, 0, 0, 0];
   }
+  for (;;) {
+    const start = i;
+    let value = 0;
+    while (i < n && i - start < 5) {
+      const c = s.charCodeAt(i);
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) break;
+      value = value * 16 + d;
+      i++;
+    }
+    const len = i - start;
+    if (i < n && s.charCodeAt(i) === 46) {
+      // an embedded IPv4 tail ends the address
+      if (groups.length > 6) return undefined;
+      const v4 = parseV4(s.slice(start));
+      if (v4 < 0) return undefined;
+      groups.push(Math.floor(v4 / 65536), v4 % 65536);
+      break;
+    }
+    if (len === 0 || len > 4) return undefined;
+    groups.push(value);
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return undefined;
+    i++;
+    if (i < n && s.charCodeAt(i) === 58) {
+      if (gap !== -1) return undefined;
+      gap = groups.length;
+      i++;
+      if (i === n) break;
+    } else if (i === n) return undefined; // a trailing single colon
+    if (groups.length > 8) return undefined;
+  }
+  if (gap === -1) return groups.length === 8 ? groups : undefined;
+  if (groups.length > 7) return undefined;
+  const fill = 8 - groups.length;
+  groups.splice(gap, 0, ...new Array(fill).fill(0));
   return groups;
 }
 
@@ -98,7 +115,7 @@ function formatV6(g: number[]): string {
   return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
 }
 
-const V4_MASKS = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
+export const V4_MASKS = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
 
 /** Parse an IPv4/IPv6 address or CIDR; host bits are cleared. Returns undefined if it is neither. */
 export function parsePrefix(input: string): Prefix | undefined {
@@ -159,4 +176,57 @@ export function contains(net: Prefix, addr: Prefix): boolean {
 
 export function overlaps(a: Prefix, b: Prefix): boolean {
   return contains(a, b) || contains(b, a);
+}
+
+/** Dotted-quad text of a 32-bit IPv4 value. */
+export function formatV4(v: number): string {
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+/**
+ * A list of addresses and prefixes (a blocklist) split by family and kind, parsed with as little allocation as a
+ * list of hundreds of thousands of entries needs: a valid dotted quad is already canonical text, and IPv4 prefixes
+ * are plain numbers. Single addresses keep their input order; prefixes are not yet sorted.
+ */
+export interface ParsedList {
+  v4h: string[];
+  /** Network values (host bits cleared) and prefix lengths, index by index. */
+  v4n: { value: number; length: number }[];
+  v6h: string[];
+  v6n: Prefix[];
+}
+
+/** Parse list entries; `bad(j)` is told of each entry that is neither an address nor a CIDR. */
+export function parseList(entries: readonly string[], bad?: (index: number) => void): ParsedList {
+  const out: ParsedList = { v4h: [], v4n: [], v6h: [], v6n: [] };
+  for (let j = 0; j < entries.length; j++) {
+    const e = entries[j];
+    if (typeof e === 'string' && e.length <= 18 && e.indexOf(':') === -1) {
+      const slash = e.indexOf('/');
+      if (slash === -1) {
+        if (parseV4(e) >= 0) out.v4h.push(e);
+        else bad?.(j);
+        continue;
+      }
+      const v = parseV4(e.slice(0, slash));
+      const lenText = e.slice(slash + 1);
+      const len = /^(0|[1-9][0-9]?)$/.test(lenText) ? Number(lenText) : 99;
+      if (v < 0 || len > 32) {
+        bad?.(j);
+        continue;
+      }
+      const net = (v & V4_MASKS[len]) >>> 0;
+      if (len === 32) out.v4h.push(formatV4(net));
+      else out.v4n.push({ value: net, length: len });
+      continue;
+    }
+    const p = parsePrefix(e);
+    if (!p) bad?.(j);
+    else if (p.family === 4) {
+      if (p.length === 32) out.v4h.push(p.text);
+      else out.v4n.push({ value: Number(p.value), length: p.length });
+    } else if (p.length === 128) out.v6h.push(p.text);
+    else out.v6n.push(p);
+  }
+  return out;
 }

@@ -96,6 +96,25 @@ export function elementStatements(verb: 'add' | 'delete', blocks: { address: str
 export class Blocks {
   private purgeTimer?: NodeJS.Timeout;
   private readonly queue = new SerialQueue();
+  /**
+   * What the store holds, in memory (address → creation and expiry), so a bulk block learns which addresses are
+   * already blocked without a query per chunk. Built from the store on first use; changed only inside the queue,
+   * together with the store.
+   */
+  private index?: Map<string, { createdAt: number; expiresAt?: number }>;
+
+  private known(): Map<string, { createdAt: number; expiresAt?: number }> {
+    if (!this.index) {
+      this.index = new Map();
+      for (const b of this.store.listBlocks(0)) this.index.set(b.address, { createdAt: b.createdAt, expiresAt: b.expiresAt });
+    }
+    return this.index;
+  }
+
+  private remember(records: BlockRecord[]): void {
+    const index = this.known();
+    for (const r of records) index.set(r.address, { createdAt: r.createdAt, expiresAt: r.expiresAt });
+  }
 
   constructor(
     private readonly store: Store,
@@ -109,8 +128,12 @@ export class Blocks {
     await this.queue.run(() => this.restore());
     let last = 0;
     this.purgeTimer = setInterval(() => {
-      const n = this.store.purgeExpiredBlocks();
-      if (n) this.log.info({ expired: n }, 'expired blocks purged');
+      const now = Date.now();
+      const n = this.store.purgeExpiredBlocks(now);
+      if (n) {
+        this.log.info({ expired: n }, 'expired blocks purged');
+        if (this.index) for (const [a, e] of this.index) if (e.expiresAt !== undefined && e.expiresAt <= now) this.index.delete(a);
+      }
       if (Date.now() - last < watchIntervalMs) return;
       last = Date.now();
       // Self-healing: a blocks table that vanished (e.g. `nft flush ruleset`) is rebuilt from the store.
@@ -140,6 +163,7 @@ export class Blocks {
     const now = Date.now();
     this.store.purgeExpiredBlocks(now);
     const blocks = this.store.listBlocks(now);
+    this.index = undefined;
     const t = `inet ${BLOCK_TABLE}`;
     const script = [blocksTableScript(), ...['b4h', 'b4n', 'b6h', 'b6n'].map((s) => `flush set ${t} ${s}`), ...elementStatements('add', blocks, now)].join('\n') + '\n';
     await this.host.nft(script);
@@ -180,7 +204,12 @@ export class Blocks {
     });
     if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
     return this.queue.run(async () => {
-      const existing = this.store.blockCreationTimes(records.map((r) => r.address), now);
+      const existing = new Map<string, number>();
+      const index = this.known();
+      for (const r of records) {
+        const e = index.get(r.address);
+        if (e && (e.expiresAt === undefined || e.expiresAt > now)) existing.set(r.address, e.createdAt);
+      }
       // Prefixes may not overlap in an interval set: refuse a new prefix that overlaps another blocked prefix.
       const newNets = records.filter((r) => r.set.endsWith('n') && !existing.has(r.address));
       if (newNets.length) {
@@ -209,6 +238,7 @@ export class Blocks {
         if (script) await this.host.nft(script + '\n');
         this.store.upsertBlocks(out);
       }
+      this.remember(out);
       this.events?.emit('block', { type: 'added', addresses: out.map((r) => r.address), source });
       return out;
     });
@@ -227,7 +257,7 @@ export class Blocks {
     const file = join(dirname(this.store.path), 'blocks.elements');
     writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
     const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true });
-    const before = renewed.map((r) => this.store.getBlock(r.address)).filter((b): b is BlockRecord => !!b);
+    const before = this.store.getBlocks(renewed.map((r) => r.address));
     this.store.upsertBlocks(out);
     const res = await kernel.finally(() => rm(file, { force: true }));
     if (res.exitCode !== 0) {
@@ -249,6 +279,7 @@ export class Blocks {
       const script = [...elementStatements('add', [{ address: p.text, expiresAt: Date.now() + 1000 }], Date.now()), ...elementStatements('delete', [{ address: p.text }], Date.now())].join('\n');
       await this.host.nft(script + '\n');
       this.store.deleteBlock(p.text);
+      this.index?.delete(p.text);
       this.events?.emit('block', { type: 'removed', addresses: [p.text] });
       return true;
     });
@@ -261,6 +292,7 @@ export class Blocks {
       const t = `inet ${BLOCK_TABLE}`;
       await this.host.nft(['b4h', 'b4n', 'b6h', 'b6n'].map((s) => `flush set ${t} ${s}`).join('\n') + '\n');
       this.store.sql.prepare('DELETE FROM blocks').run();
+      this.index?.clear();
       if (all.length) this.events?.emit('block', { type: 'removed', addresses: all.map((b) => b.address) });
       return all.length;
     });

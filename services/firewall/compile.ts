@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, Rule } from '../core/schema.ts';
 import { pointer } from '../core/errors.ts';
-import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
+import { formatV4, parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
   antiLockoutScope,
@@ -97,6 +97,9 @@ const q = (s: string) => `"${s}"`;
  * Compile a validated configuration (validateConfig / parseConfig) for a runtime environment (the API's port, for
  * the anti-lockout rule).
  */
+/** Named counter of the packets that open a connection (input and forward), for the new-connection rate. */
+export const NEW_CONNECTIONS_COUNTER = 'conn_new';
+
 export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRuleset {
   const objects = config.objects.addresses;
   const zoneDevices = new Map<string, string[]>();
@@ -110,7 +113,8 @@ export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRu
   const body = new Emitter();
   const counters: Record<string, CounterRef> = {};
 
-  // Named counters.
+  // Named counters: packets opening a connection (for the new-connection rate), then one per rule.
+  body.emit(`\tcounter ${NEW_CONNECTIONS_COUNTER} { }`);
   const counter = (name: string, ref: CounterRef) => {
     counters[name] = ref;
     body.emit(`\tcounter ${name} { }`, ref.path);
@@ -173,12 +177,14 @@ export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRu
 
   const policy = config.firewall.policy;
   const ctState = '\t\tct state vmap { established : accept, related : accept, invalid : drop }';
+  const countNew = `\t\tct state new counter name "${NEW_CONNECTIONS_COUNTER}"`;
 
   // input
   body.emit('\tchain input {');
   body.emit(`\t\ttype filter hook input priority filter; policy ${policy.input};`, '/firewall/policy/input');
   body.emit('\t\tiifname "lo" accept');
   body.emit(ctState);
+  body.emit(countNew);
   body.emit(`\t\ticmpv6 type { ${ICMPV6_ESSENTIAL} } accept`);
   emitPortForwardAccepts(ctx, body, 'input');
   if (antiLockout) {
@@ -196,6 +202,7 @@ export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRu
   body.emit('\tchain forward {');
   body.emit(`\t\ttype filter hook forward priority filter; policy ${policy.forward};`, '/firewall/policy/forward');
   body.emit(ctState);
+  body.emit(countNew);
   emitPortForwardAccepts(ctx, body, 'forward');
   const fwdElems = zones.filter((z) => forwardDispatch.has(z)).flatMap((z) => zoneDevices.get(z)!.map((d) => `${q(d)} : goto fwd.${z}`));
   if (fwdElems.length) body.emit(`\t\tiifname vmap { ${fwdElems.join(', ')} }`);
@@ -321,18 +328,20 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
   body.emit('\tcounter marker { }');
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
-    const split: Record<string, Prefix[]> = { '4h': [], '4n': [], '6h': [], '6n': [] };
-    for (const p of parsedBlocklist(b.entries)) {
-      const host = p.length === (p.family === 4 ? 32 : 128);
-      split[`${p.family}${host ? 'h' : 'n'}`].push(p);
-    }
+    const parsed = parsedBlocklist(b.entries);
+    const elements: Record<string, string[]> = {
+      '4h': [...new Set(parsed.v4h)],
+      '4n': aggregateV4(parsed.v4n),
+      '6h': [...new Set(parsed.v6h)],
+      '6n': aggregate(parsed.v6n).map((p) => p.text),
+    };
     for (const key of ['4h', '4n', '6h', '6n']) {
       const fam = Number(key[0]) as Family;
       const interval = key[1] === 'n';
-      const list = interval ? aggregate(split[key]) : dedupe(split[key]);
+      const list = elements[key];
       if (!list.length) continue;
       const set = `bl.${b.name}.${key}`;
-      emitSet(body, set, fam, interval, list.map((p) => p.text), path);
+      emitSet(body, set, fam, interval, list, path);
       sets.push({ set, fam, counter: `bl_${b.name}`, path });
     }
   });
@@ -583,14 +592,15 @@ export function aggregate(list: Prefix[]): Prefix[] {
   return out;
 }
 
-/** Drop repeated addresses, keeping the first occurrence (hash sets need no order; the output stays deterministic). */
-function dedupe(list: Prefix[]): Prefix[] {
-  const seen = new Set<string>();
-  const out: Prefix[] = [];
-  for (const p of list) {
-    if (seen.has(p.text)) continue;
-    seen.add(p.text);
-    out.push(p);
+/** `aggregate` for IPv4 prefixes held as numbers (a big blocklist's), straight to their text. */
+export function aggregateV4(list: readonly { value: number; length: number }[]): string[] {
+  const sorted = [...list].sort((a, b) => a.value - b.value || a.length - b.length);
+  const out: string[] = [];
+  let end = -1;
+  for (const p of sorted) {
+    if (p.value <= end) continue;
+    out.push(`${formatV4(p.value)}/${p.length}`);
+    end = p.value + 2 ** (32 - p.length) - 1;
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * when a network namespace is configured, kernel-facing commands run inside it through `ip netns exec`.
  */
 import { execa } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { rm } from 'node:fs/promises';
@@ -57,6 +58,15 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   return out;
 }
 
+/**
+ * Start a long-running child (a supervised engine such as Suricata), argv only, inside the namespace when given
+ * (`ip netns exec` replaces itself with the command, so the PID is the command's). Output is piped to the caller.
+ */
+export function spawnChild(cmd: string, args: readonly string[], opts: { netns?: string } = {}): ChildProcess {
+  const [file, argv] = opts.netns ? ['ip', ['netns', 'exec', checkNetnsName(opts.netns), cmd, ...args]] : [cmd, [...args]];
+  return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+}
+
 /** The project's root folder (where package.json is), from the sources or from the build. */
 export function projectRoot(): string {
   let dir = import.meta.dirname;
@@ -67,6 +77,12 @@ export function projectRoot(): string {
 /** The netlink set-element helper built by scripts/bootstrap, if it is there. */
 export function setelemHelper(): string | undefined {
   const path = join(projectRoot(), 'build', 'bin', 'rampart-setelem');
+  return existsSync(path) ? path : undefined;
+}
+
+/** The netlink counter reader built by scripts/bootstrap (services/host/native/counters.c), if it is there. */
+export function countersHelper(): string | undefined {
+  const path = join(projectRoot(), 'build', 'bin', 'rampart-counters');
   return existsSync(path) ? path : undefined;
 }
 

@@ -67,6 +67,24 @@ test('hand-picked inputs', () => {
   for (const [input, want] of cases) assert.is(parsePrefix(input)?.text, want, input);
 });
 
+test('arbitrary strings of IPv6 characters: accepted exactly when the oracle accepts them', () => {
+  const chars = fc.constantFrom(':', ':', ':', '0', '1', 'a', 'F', 'f', '9', 'g');
+  const text = fc.array(chars, { minLength: 0, maxLength: 42 }).map((a) => a.join(''));
+  fc.assert(
+    fc.property(text, (s) => {
+      assert.is(parsePrefix(s)?.text, oracle(s), s);
+    }),
+    { numRuns: 5000, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
+  );
+  for (const s of [':1::', '1:', ':1', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8', '::1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8::', '12345::', ':::', '1:::2', '::1.2.3.4.5', '1.2.3.4::', '::1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4']) {
+    assert.is(parsePrefix(s)?.text, s.includes('.') ? parsePrefix(s)?.text : oracle(s), s);
+  }
+  assert.is(parsePrefix('::1:2:3:4:5:6:1.2.3.4'), undefined, 'nine groups with the IPv4 tail');
+  assert.is(parsePrefix('1:2:3:4:5:6:1.2.3.4')?.text, '1:2:3:4:5:6:102:304');
+  assert.is(parsePrefix('1:2:3:4:5:6:7:1.2.3.4'), undefined);
+  assert.is(parsePrefix('::1.2.3.4.5'), undefined);
+});
+
 test('addresses, interface addresses, containment', () => {
   assert.is(parseAddress('192.0.2.0/24'), undefined);
   const itf = parseInterfaceAddress('192.0.2.1/24')!;
