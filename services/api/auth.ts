@@ -77,6 +77,8 @@ export const PASSWORD_MIN = 10;
 export const PASSWORD_MAX = 256;
 const MAX_SESSIONS_PER_USER = 20;
 const SESSION_ID_RE = /^[A-Za-z0-9_-]{43}$/;
+const SESSION_CACHE_MS = 1000;
+const SESSION_CACHE_MAX = 1000;
 
 // ---- password hashing ----
 
@@ -288,6 +290,13 @@ export class Auth {
   private readonly inflight = new Map<string, number>();
   private inflightTotal = 0;
   private dummyHash?: Promise<string>;
+  /**
+   * Sessions looked up in the last second, by raw id: the API's hot path (every request) skips SQLite and hashing.
+   * Every change to users or sessions made here empties it, and so does any write by another connection to the
+   * database (the offline CLI's `rampart user passwd|del`), which SQLite's data_version reveals at once.
+   */
+  private readonly sessionCache = new Map<string, { at: number; session: Session }>();
+  private cacheDataVersion = -1;
 
   constructor(
     private readonly store: Store,
@@ -380,6 +389,7 @@ export class Auth {
     const changed = this.sql.transaction(() => {
       const n = this.store.prepare('UPDATE users SET password_hash = ?, must_change = ?, updated_at = ? WHERE username = ?').run(hash, opts.mustChange ? 1 : 0, now, username).changes;
       this.store.prepare('DELETE FROM sessions WHERE username = ?').run(username);
+      this.sessionCache.clear();
       return n;
     })();
     if (!changed) throw new RampartError('not_found', `no user "${username}"`);
@@ -398,6 +408,7 @@ export class Auth {
         }
         this.store.prepare('DELETE FROM sessions WHERE username = ?').run(username);
         this.store.prepare('DELETE FROM users WHERE username = ?').run(username);
+        this.sessionCache.clear();
       })
       .immediate();
   }
@@ -510,6 +521,7 @@ export class Auth {
   }
 
   private deleteExpired(now: number): number {
+    this.sessionCache.clear();
     return this.store.prepare('DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?').run(now - this.idleMs, now - this.absoluteMs).changes;
   }
 
@@ -520,12 +532,25 @@ export class Auth {
 
   logout(sessionId: string): void {
     if (typeof sessionId !== 'string' || !SESSION_ID_RE.test(sessionId)) return;
+    this.sessionCache.clear();
     this.store.prepare('DELETE FROM sessions WHERE id_hash = ?').run(sha256(sessionId));
   }
 
   /** The session for a raw id, or undefined if unknown or expired (idle or absolute); touches lastSeen. */
   session(sessionId: string | undefined, opts: { touch?: boolean } = {}): Session | undefined {
-    if (typeof sessionId !== 'string' || !SESSION_ID_RE.test(sessionId)) return undefined;
+    if (typeof sessionId !== 'string') return undefined;
+    const now0 = this.now();
+    const dataVersion = (this.store.prepare('PRAGMA data_version').get() as { data_version: number }).data_version;
+    if (dataVersion !== this.cacheDataVersion) {
+      this.sessionCache.clear();
+      this.cacheDataVersion = dataVersion;
+    }
+    const hit = this.sessionCache.get(sessionId);
+    if (hit && now0 - hit.at < SESSION_CACHE_MS && now0 - hit.at >= 0) {
+      const s = hit.session;
+      if (now0 - s.lastSeen < this.idleMs && now0 - s.createdAt < this.absoluteMs) return { ...s };
+    }
+    if (!SESSION_ID_RE.test(sessionId)) return undefined;
     const idHash = sha256(sessionId);
     const r = this.store
       .prepare('SELECT s.*, u.role AS role, u.must_change AS must_change FROM sessions s JOIN users u ON u.username = s.username WHERE s.id_hash = ?')
@@ -542,7 +567,12 @@ export class Auth {
       this.store.prepare('UPDATE sessions SET last_seen = ? WHERE id_hash = ?').run(now, idHash);
       lastSeen = now;
     }
-    return { id: '', username: r.username, role: r.role, mustChange: !!r.must_change, createdAt: r.created_at, lastSeen, source: r.source };
+    const session: Session = { id: '', username: r.username, role: r.role, mustChange: !!r.must_change, createdAt: r.created_at, lastSeen, source: r.source };
+    if (opts.touch !== false) {
+      if (this.sessionCache.size >= SESSION_CACHE_MAX) this.sessionCache.clear();
+      this.sessionCache.set(sessionId, { at: now, session: { ...session } });
+    }
+    return session;
   }
 
   /**
@@ -572,6 +602,7 @@ export class Auth {
     this.sql.transaction(() => {
       this.store.prepare('UPDATE users SET password_hash = ?, must_change = 0, updated_at = ? WHERE username = ?').run(hash, now, username);
       this.store.prepare('DELETE FROM sessions WHERE username = ? AND id_hash != ?').run(username, keep);
+      this.sessionCache.clear();
     })();
   }
 

@@ -159,7 +159,7 @@ test('telemetry: a viewer lists metrics and queries; bad queries are 422 with po
   assert.is((await f.req('GET', '/telemetry/metrics')).status, 401);
 });
 
-test('events: authenticated Server-Sent Events with config and block events; ends at logout', async () => {
+test('events: authenticated Server-Sent Events with config, block, alert and sync events; ends at logout', async () => {
   assert.is((await f.req('GET', '/events')).status, 401);
   const cookie = await f.login('viewer');
   const ctl = new AbortController();
@@ -170,11 +170,19 @@ test('events: authenticated Server-Sent Events with config and block events; end
   let text = await readEvents(res, (t) => t.includes('event: ready'));
   f.events.emit('config', { type: 'applied', version: 7, state: 'applied' });
   f.events.emit('block', { type: 'added', addresses: Array.from({ length: 500 }, (_, i) => `10.0.${i >> 8}.${i & 255}`), source: 'api' });
-  text = await readEvents(res, (t) => t.includes('event: block'));
+  const alert = (i: number) => ({ id: `a${i}`, seq: i, kind: 'ids' as const, at: 1_795_000_000_000 + i, severity: 2 as const, signature: `sig ${i}`, detail: { eve: 'x'.repeat(1000) } });
+  f.events.emit('alert', Array.from({ length: 120 }, (_, i) => alert(i + 1)));
+  f.events.emit('sync', { state: 'lost', detail: 'broker unreachable' });
+  text = await readEvents(res, (t) => t.includes('event: sync'));
   const data = (ev: string) => JSON.parse(new RegExp(`event: ${ev}\\ndata: (.*)\\n`).exec(text)![1]);
   assert.equal(data('config'), { type: 'applied', version: 7, state: 'applied' });
   assert.is(data('block').count, 500);
   assert.is(data('block').addresses.length, 100);
+  assert.is(data('alert').count, 120);
+  assert.is(data('alert').alerts.length, 50, 'the newest 50 of the batch');
+  assert.is(data('alert').alerts[49].id, 'a120');
+  assert.not.ok('detail' in data('alert').alerts[0], 'no EVE detail on the stream');
+  assert.equal(data('sync'), { state: 'lost', detail: 'broker unreachable' });
   // logging out ends the stream at the next keep-alive
   await f.req('POST', '/auth/logout', { cookie, body: {} });
   const reader = res.body!.getReader();

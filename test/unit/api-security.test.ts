@@ -1,8 +1,9 @@
 /** The API's guard rails: sessions on every route, roles, CSRF defence, body handling, headers, error documents. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { API, concretePath, fixture, type Fixture } from '../helpers/api-fixture.ts';
+import { API, PASSWORDS, concretePath, fixture, type Fixture } from '../helpers/api-fixture.ts';
 import { CSP } from '../../services/api/app.ts';
+import { sessionCookie } from '../../services/api/routes/define.ts';
 import { openApiPath } from '../../services/api/openapi.ts';
 
 let f: Fixture;
@@ -194,8 +195,10 @@ test('the OpenAPI document covers every registered route and its schemas', async
     }
   }
   assert.equal(missing, [], 'routes missing from the OpenAPI document');
-  // nothing registered outside /api/v1 but the middleware
-  assert.equal(f.app.routes.filter((r) => r.method !== 'ALL' && !r.path.startsWith(API + '/')), []);
+  // nothing registered outside /api/v1 but the middleware, the web UI's files (GET/HEAD of any other path) and,
+  // when the daemon gives it one, the Prometheus exposition (GET /metrics, behind its own bearer token)
+  const outside = f.app.routes.filter((r) => r.method !== 'ALL' && !r.path.startsWith(API + '/')).map((r) => `${r.method} ${r.path}`);
+  assert.equal(outside.filter((r) => !['GET /*', 'HEAD /*', 'GET /metrics'].includes(r)), [], 'unexpected routes outside /api/v1');
   // request bodies reference schemas that exist; the config document is the Config schema
   const text = JSON.stringify(doc);
   for (const m of text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) assert.ok(doc.components.schemas[m[1]], `schema ${m[1]}`);
@@ -204,6 +207,30 @@ test('the OpenAPI document covers every registered route and its schemas', async
   assert.is(doc.paths['/config/versions/{v}'].get.parameters[0].in, 'path');
   assert.ok(doc.paths['/auth/login'].post.responses['429'].headers['Retry-After']);
   assert.not.match(text, /https?:\/\//, 'no host names in the document');
+});
+
+test('the session cookie is read exactly: first rampart_session, never a cookie whose name only ends with it', () => {
+  const id = 'B'.repeat(43);
+  assert.is(sessionCookie(`rampart_session=${id}`), id);
+  assert.is(sessionCookie(`theme=dark; rampart_session=${id}; x=1`), id);
+  assert.is(sessionCookie(`xrampart_session=evil; rampart_session=${id}`), id);
+  assert.is(sessionCookie(`xrampart_session=evil`), undefined);
+  assert.is(sessionCookie(`rampart_session="${id}"`), id);
+  assert.is(sessionCookie(''), undefined);
+  assert.is(sessionCookie(null), undefined);
+});
+
+test('a session that was just used (and cached) still ends at once on logout, password change and user deletion', async () => {
+  // logout within the same second as a successful request
+  const a = await f.login('viewer');
+  assert.is((await f.req('GET', '/status', { cookie: a })).status, 200);
+  assert.is((await f.req('POST', '/auth/logout', { cookie: a, body: {} })).status, 200);
+  assert.is((await f.req('GET', '/status', { cookie: a })).status, 401);
+  // an administrator resets another user's password: that user's sessions end at once
+  const b = await f.login('viewer');
+  assert.is((await f.req('GET', '/status', { cookie: b })).status, 200);
+  await f.auth.setPassword('viewer', PASSWORDS.viewer);
+  assert.is((await f.req('GET', '/status', { cookie: b })).status, 401);
 });
 
 test.run();

@@ -27,6 +27,7 @@ export function configRoutes(r: Router, backend: ApiBackend): void {
     summary: 'Running and pending versions, health of each subsystem, uptime',
     need: 'read',
     response: Status,
+    immutableResult: true,
     handler: () => backend.status(),
   });
 

@@ -10,7 +10,6 @@
  * Errors are thrown as RampartError and turned into the error document in one place (app.ts, `errorResponse`).
  */
 import type { Context, Hono } from 'hono';
-import { getCookie } from 'hono/cookie';
 import type { z } from 'zod';
 import { RampartError, pointer, type Problem } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -71,6 +70,11 @@ export interface RouteSpec<B extends z.ZodType | undefined = undefined, Q extend
   action?: string;
   /** Extra error statuses worth documenting for this route. */
   errors?: number[];
+  /**
+   * The handler returns the very same object for as long as its content holds and never changes it afterwards (a
+   * cached status): its checked JSON text is kept with it and reused.
+   */
+  immutableResult?: boolean;
   handler: (input: HandlerInput<Out<B>, Out<Q>, Out<P>>) => unknown;
 }
 
@@ -174,6 +178,31 @@ function auditResult(err: unknown): AuditEntry['result'] {
   return 'failed';
 }
 
+/**
+ * The session id from a Cookie header: the value of the first `rampart_session` cookie. Only this one cookie is
+ * read, on every request, so it is found directly rather than by parsing the whole header; the id's own format is
+ * checked by Auth.
+ */
+export function sessionCookie(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const name = SESSION_COOKIE + '=';
+  let from = 0;
+  for (;;) {
+    const i = header.indexOf(name, from);
+    if (i < 0) return undefined;
+    const before = i === 0 ? ';' : header[i - 1];
+    if (before === ';' || before === ' ' || before === '\t') {
+      const end = header.indexOf(';', i + name.length);
+      const value = header.slice(i + name.length, end < 0 ? undefined : end).trim();
+      return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+    }
+    from = i + name.length;
+  }
+}
+
+/** Checked JSON text of immutable handler results (see RouteSpec.immutableResult). */
+const checkedJson = new WeakMap<object, string>();
+
 export class Router {
   readonly routes: AnyRoute[] = [];
 
@@ -195,7 +224,7 @@ export class Router {
     const note: AuditNote = {};
     let session: Session | undefined;
     let failure: unknown;
-    const sessionId = getCookie(c, SESSION_COOKIE);
+    const sessionId = sessionCookie(c.req.raw.headers.get('cookie'));
     try {
       if (spec.method !== 'get') checkCsrf(c, tls);
       if (spec.need !== 'public') {
@@ -213,6 +242,19 @@ export class Router {
       const body = spec.method === 'get' ? undefined : parseWith(spec.body, await readJsonBody(c, spec.bodyLimit ?? this.opts.bodyLimit), 'request body');
       const result = await spec.handler({ c, body, query, params, session, sessionId, source, audit: note });
       if (result instanceof Response) return result;
+      if (spec.immutableResult && result !== null && typeof result === 'object') {
+        let text = checkedJson.get(result);
+        if (text === undefined) {
+          const ok = spec.response.safeParse(result);
+          if (!ok.success) {
+            log.error({ route: `${spec.method.toUpperCase()} ${spec.path}`, problems: zodProblems(ok.error).slice(0, 5) }, 'response does not match its schema');
+            throw new RampartError('internal', 'response does not match its schema');
+          }
+          text = JSON.stringify(ok.data);
+          checkedJson.set(result, text);
+        }
+        return c.body(text, spec.status ?? 200, { 'Content-Type': 'application/json' });
+      }
       const checked = spec.response.safeParse(result);
       if (!checked.success) {
         log.error({ route: `${spec.method.toUpperCase()} ${spec.path}`, problems: zodProblems(checked.error).slice(0, 5) }, 'response does not match its schema');

@@ -1,4 +1,4 @@
-/** GET /events: Server-Sent Events from the daemon's event bus (config changes, dynamic blocks). */
+/** GET /events: Server-Sent Events from the daemon's event bus (config changes, blocks, alerts, anomalies, sync state). */
 import { streamSSE } from 'hono/streaming';
 import type { EventBus, EventMap } from '../../core/events.ts';
 import type { Auth } from '../auth.ts';
@@ -7,6 +7,8 @@ import type { Router } from './define.ts';
 
 /** A block event names at most this many addresses (bulk blocks can be 100,000s); `count` has the total. */
 const MAX_ADDRESSES = 100;
+/** An alert event carries at most this many of its batch's newest alerts (without their EVE detail); `count` has the total. */
+const MAX_ALERTS = 50;
 /** A client that falls this many events behind is disconnected (it reconnects and reads state afresh). */
 const MAX_BACKLOG = 1000;
 
@@ -18,7 +20,7 @@ export function eventRoutes(r: Router, deps: { auth: Auth; events: EventBus; hea
     method: 'get',
     path: '/events',
     tag: 'events',
-    summary: 'Server-Sent Events: `ready` once, then `config` and `block` events with JSON data',
+    summary: 'Server-Sent Events: `ready` once, then `config`, `block`, `alert`, `anomaly` and `sync` events with JSON data',
     description: 'The stream ends when the session ends (logout, expiry). A `: keep-alive` comment is sent periodically.',
     need: 'read',
     stream: true,
@@ -46,6 +48,11 @@ export function eventRoutes(r: Router, deps: { auth: Auth; events: EventBus; hea
           events.on('block', (p: EventMap['block']) =>
             send('block', { ...p, addresses: p.addresses.slice(0, MAX_ADDRESSES), count: p.addresses.length }),
           ),
+          events.on('alert', (batch: EventMap['alert']) =>
+            send('alert', { count: batch.length, alerts: batch.slice(-MAX_ALERTS).map(({ detail: _detail, ...a }) => a) }),
+          ),
+          events.on('anomaly', (p: EventMap['anomaly']) => send('anomaly', p)),
+          events.on('sync', (p: EventMap['sync']) => send('sync', p)),
         ];
         const timer = setInterval(() => {
           // An open stream is not activity: the session still ends after its idle time.
