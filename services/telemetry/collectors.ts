@@ -7,7 +7,9 @@
 import { readFile, statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { checkNetnsName, run } from '../host/exec.ts';
+import { checkNetnsName, countersHelper, run } from '../host/exec.ts';
+import type { CounterMap } from '../firewall/counters.ts';
+import { parseKernelLines, readKernel } from './kernel.ts';
 import { RateTracker, type CounterOptions } from './rates.ts';
 import type { Point } from './series.ts';
 
@@ -73,6 +75,8 @@ export interface Sample {
   conntrack?: ConntrackFigures;
   process: ProcessFigures;
   rules?: RuleSample;
+  /** Packets that opened a connection so far (the ruleset's counter; reset by a reload like the rule counters). */
+  newConnections?: number;
   /** What could not be read this time (the rest of the sample is still good). */
   errors: string[];
 }
@@ -164,8 +168,18 @@ export interface CollectorOptions {
   dataDir?: string;
   /** Where /proc is (tests point it at fixtures). */
   procRoot?: string;
-  /** Reads per-rule counters (the daemon passes one bound to its ruleset's counter refs). */
-  rules?: () => Promise<RuleSample | undefined>;
+  /**
+   * Reads per-rule counters (the daemon passes one bound to its ruleset's counter refs). It gets the named counters
+   * of `counterTables` when the cycle already read them (one process for all kernel figures), else reads them itself.
+   */
+  rules?: (counters?: Map<string, CounterMap>) => Promise<RuleSample | undefined>;
+  /** Tables (family inet) whose named counters the cycle reads for `rules`. */
+  counterTables?: string[];
+  /**
+   * The named counter (in one of `counterTables`) of packets that open a connection (the ruleset's `ct state new`
+   * counter): the source of the new-connection rate. The kernel's own conntrack statistics no longer count inserts.
+   */
+  newConnections?: { table: string; counter: string };
   /** Clock (epoch ms). */
   now?: () => number;
 }
@@ -201,12 +215,15 @@ export class Collector {
         return undefined;
       });
     const ts = this.now();
-    const [interfaces, system, conntrack, rules] = await Promise.all([
-      guard('interfaces', this.interfaces()),
-      this.system(errors),
-      guard('conntrack', this.conntrack()),
-      this.opts.rules ? guard('rules', this.opts.rules()) : Promise.resolve(undefined),
+    // With the netlink reader: interfaces, conntrack and counters from one process; without it, one tool each.
+    const [kernel, system] = await Promise.all([guard('kernel', readKernel(this.opts.netns, this.opts.counterTables ?? [])), this.system(errors)]);
+    const [interfaces, conntrack, rules] = await Promise.all([
+      kernel ? Object.fromEntries(kernel.links.map((l) => [l.name, l])) : guard('interfaces', this.interfaces()),
+      kernel ? kernel.conntrack : guard('conntrack', this.conntrack()),
+      this.opts.rules ? guard('rules', this.opts.rules(kernel?.counters)) : Promise.resolve(undefined),
     ]);
+    const nc = this.opts.newConnections;
+    const newConnections = nc ? kernel?.counters.get(nc.table)?.get(nc.counter)?.packets : undefined;
     return {
       ts,
       interfaces: interfaces ?? {},
@@ -214,6 +231,7 @@ export class Collector {
       ...(conntrack ? { conntrack } : {}),
       process: this.processFigures(),
       ...(rules ? { rules } : {}),
+      ...(newConnections !== undefined ? { newConnections } : {}),
       errors,
     };
   }
@@ -228,7 +246,13 @@ export class Collector {
   }
 
   async conntrack(): Promise<ConntrackFigures | undefined> {
-    // Without the nf_conntrack module the keys do not exist and sysctl fails: no figures, not an error.
+    // Without the nf_conntrack module the keys do not exist: no figures, not an error.
+    const helper = countersHelper();
+    if (helper) {
+      // The netlink reader enters the namespace itself (setns) and reads the two sysctls there.
+      const r = await run(helper, [...(this.opts.netns ? ['-n', this.opts.netns] : []), '-c', 'inet'], { allowFailure: true, timeoutMs: 10_000 });
+      if (r.exitCode === 0) return parseKernelLines(r.stdout).conntrack;
+    }
     const res = await run('sysctl', ['-n', 'net.netfilter.nf_conntrack_count', 'net.netfilter.nf_conntrack_max'], {
       netns: this.opts.netns,
       allowFailure: true,
@@ -305,16 +329,17 @@ export interface DeriveOptions {
 
 /**
  * The points of one sample: gauges as they are, counters as per-second rates against the tracker's previous reading
- * (`<name>_rate`; an interval with a reset, a recreated interface or a reloaded ruleset gives no point), CPU as a
+ * (`<name>_rate`; an interval with a reset, a recreated interface or a reloaded ruleset gives no point; per-rule
+ * rates only when not zero), CPU as a
  * percentage of the time since `prev`.
  */
 export function derivePoints(prev: Sample | undefined, cur: Sample, tracker: RateTracker, opts: DeriveOptions = {}): Point[] {
   const points: Point[] = [];
   const keys: string[] = [];
-  const rate = (key: string, value: number, instance?: string | number) => {
+  const rate = (key: string, value: number, instance?: string | number, sparse = false) => {
     keys.push(key);
     const r = tracker.update(key, { ts: cur.ts, value, instance }, opts.counterOptions?.(key));
-    if (r !== undefined) points.push({ metric: `${key}_rate`, value: r });
+    if (r !== undefined && !(sparse && r === 0)) points.push({ metric: `${key}_rate`, value: r });
   };
   const wanted = opts.interfaces ?? ((n: string) => n !== 'lo');
 
@@ -325,10 +350,13 @@ export function derivePoints(prev: Sample | undefined, cur: Sample, tracker: Rat
   }
   if (cur.rules) {
     for (const [id, v] of Object.entries(cur.rules.counters)) {
-      rate(`rule.${id}.packets`, v.packets, cur.rules.instance);
-      rate(`rule.${id}.bytes`, v.bytes, cur.rules.instance);
+      // Rule series are sparse: a big ruleset is mostly idle, and an interval without hits stores no point.
+      rate(`rule.${id}.packets`, v.packets, cur.rules.instance, true);
+      rate(`rule.${id}.bytes`, v.bytes, cur.rules.instance, true);
     }
   }
+  // New connections per second (the anomaly detector watches it beside the interfaces' throughput).
+  if (cur.newConnections !== undefined) rate('conntrack.new', cur.newConnections, cur.rules?.instance);
   tracker.retain(keys);
 
   const s = cur.system;

@@ -14,8 +14,8 @@ import { RateTracker } from './rates.ts';
 import { METRIC_RE, SeriesStore, type Point, type QueryResult, type SeriesOptions } from './series.ts';
 
 const MAINTAIN_EVERY_MS = 60_000;
-/** Metrics watched for anomalies: per-interface throughput. */
-const ANOMALY_RE = /^if\.[^.]+\.(rx|tx)_(bytes|packets)_rate$/;
+/** Metrics watched for anomalies: per-interface throughput and the new-connection rate. */
+const ANOMALY_RE = /^(if\.[^.]+\.(rx|tx)_(bytes|packets)_rate|conntrack\.new_rate)$/;
 
 export interface TelemetryServiceOptions {
   store: Store;
@@ -24,8 +24,15 @@ export interface TelemetryServiceOptions {
   dataDir?: string;
   log: Logger;
   events?: EventBus;
-  /** Per-rule counters (by rule id); a reading whose set of rules changes counts as a reload. */
-  rules?: () => Promise<Record<string, { packets: number; bytes: number }>>;
+  /**
+   * Per-rule counters (by rule id); a reading whose set of rules changes counts as a reload. Gets the named
+   * counters of `counterTables` when the cycle has read them already.
+   */
+  rules?: (counters?: Map<string, Map<string, { packets: number; bytes: number }>>) => Promise<Record<string, { packets: number; bytes: number }>>;
+  /** Tables whose named counters each cycle reads for `rules` (with the netlink reader). */
+  counterTables?: string[];
+  /** The ruleset's counter of connection-opening packets (see CollectorOptions.newConnections). */
+  newConnections?: { table: string; counter: string };
 }
 
 export interface StartOptions {
@@ -61,9 +68,11 @@ export class TelemetryService {
     this.collector = new Collector({
       netns: opts.netns,
       dataDir: opts.dataDir,
+      counterTables: opts.counterTables,
+      newConnections: opts.newConnections,
       rules: opts.rules
-        ? async () => {
-            const counters = await opts.rules!();
+        ? async (tables) => {
+            const counters = await opts.rules!(tables);
             // A ruleset reload resets the counters; the set of rule ids is a cheap identity of the ruleset.
             return { instance: Object.keys(counters).sort().join(','), counters };
           }
@@ -158,6 +167,11 @@ export class TelemetryService {
     if (sample.system.cpuCount !== undefined) out.system.cpu_count = sample.system.cpuCount;
     if (sample.conntrack) out.conntrack = { ...sample.conntrack };
     return out;
+  }
+
+  /** The raw last sample (counters as the kernel gave them, with ifindex), for consumers that serve them as they are (SNMP). */
+  latestSample(): Sample | undefined {
+    return this.last?.sample;
   }
 
   /** Points of `metric` in [from, to) (epoch ms); see SeriesStore.query. */

@@ -72,6 +72,21 @@ test('traffic lan→wan shows as a positive lan0 rx rate, and its series has poi
   assert.ok(iso.points.length > 0);
   assert.ok((await d!.call('telemetryMetrics')).includes('if.lan0.rx_bytes_rate'));
 
+  // New connections through the firewall: a positive conntrack.new_rate (the anomaly detector's second input), and
+  // the rule that passed them has a per-rule series.
+  let ct: any;
+  let rule: any;
+  await waitFor(
+    async () => {
+      await probe(lab!.lan, { proto: 'tcp', host: WAN_HOST, port: PORT });
+      ct = await d!.call('telemetry', { metric: 'conntrack.new_rate', from: Date.now() - 600_000, to: Date.now() + 1000 });
+      rule = await d!.call('telemetry', { metric: 'rule.lan-web.packets_rate', from: Date.now() - 600_000, to: Date.now() + 1000 });
+      return ct.points.some((p: any) => p.max > 0) && rule.points.some((p: any) => p.max > 0);
+    },
+    20_000,
+    'a positive conntrack.new_rate and rule.lan-web.packets_rate',
+  );
+
   const text = await d!.cli(['stats']);
   assert.is(text.code, 0, text.stderr);
   assert.match(text.stdout, /lan0/);

@@ -140,4 +140,31 @@ test('derivePoints: rule counters reset by a ruleset reload give no rate for tha
   assert.not.ok(b.some((p) => p.metric.startsWith('rule.')));
 });
 
+test('derivePoints: per-rule series are sparse (an idle rule stores no point), interface series are not', () => {
+  const t = new RateTracker();
+  const base = sample(0, 4, 1000, 10, 1000, 10);
+  const at = (ts: number, packets: number): Sample => ({ ...base, ts, rules: { instance: 1, counters: { idle: { packets: 0, bytes: 0 }, busy: { packets, bytes: packets * 60 } } } });
+  derivePoints(undefined, at(0, 0), t);
+  const pts = new Map(derivePoints(undefined, at(10_000, 50), t).map((p) => [p.metric, p.value]));
+  assert.is(pts.get('rule.busy.packets_rate'), 5);
+  assert.not.ok(pts.has('rule.idle.packets_rate'), 'an idle rule has no point');
+  assert.not.ok(pts.has('rule.idle.bytes_rate'));
+  assert.is(pts.get('if.lan0.rx_bytes_rate'), 0, 'an idle interface still has its zero');
+  const later = new Map(derivePoints(undefined, at(20_000, 50), t).map((p) => [p.metric, p.value]));
+  assert.not.ok(later.has('rule.busy.packets_rate'), 'the busy rule went idle');
+});
+
+test('derivePoints: the new-connection counter gives conntrack.new_rate; a ruleset reload gives no point', () => {
+  const t = new RateTracker();
+  const base = sample(0, 4, 0, 0, 0, 0);
+  const at = (ts: number, instance: number, newConnections: number): Sample => ({ ...base, ts, newConnections, rules: { instance, counters: {} } });
+  derivePoints(undefined, at(0, 1, 100), t);
+  const a = new Map(derivePoints(undefined, at(10_000, 1, 600), t).map((p) => [p.metric, p.value]));
+  assert.is(a.get('conntrack.new_rate'), 50);
+  const b = new Map(derivePoints(undefined, at(20_000, 2, 700), t).map((p) => [p.metric, p.value]));
+  assert.not.ok(b.has('conntrack.new_rate'), 'counter recreated by an apply: that interval has no rate');
+  const c = new Map(derivePoints(undefined, at(30_000, 2, 710), t).map((p) => [p.metric, p.value]));
+  assert.is(c.get('conntrack.new_rate'), 1);
+});
+
 test.run();
