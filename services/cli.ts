@@ -26,12 +26,19 @@ const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
   status [--json]                     running version and health
   block ADDR...|- [--ttl S] [-m REASON] | unblock ADDR|--all | blocks [--json]
   stats [--json]                      live figures (interfaces, CPU, memory, conntrack) and per-rule counters
+  leases [--json]                     leases of the LAN DHCP server (network.dhcpServer)
   trace --from ZONE [--to ZONE] --src IP --dst IP --proto P [--dport N]
-  lab up|down [--prefix P]            the lab topology of network namespaces
+  lab up|down [--prefix P] [--managed-network]
+                                      the lab topology of network namespaces (managed: the firewall side
+                                      unaddressed for Rampart, the LAN host on DHCP)
   user add NAME --role R | passwd NAME [--must-change] | del NAME | list [--json]
                                       local users, offline too (password: --password-stdin or RAMPART_NEW_PASSWORD)
   audit [--json] [--limit N] [--user U] [--since ISO]
                                       the audit log
+  enroll BUNDLE                       install an MSSP enrollment bundle (DATA/sync, root only)
+  alerts [--json] [--since ISO] [--severity N] [--limit N]
+                                      IDS alerts and anomalies, newest first
+  ids status|rules|reload [--json]    Suricata state, the merged rule set, live rule reload
 
 Options: --data DIR (env RAMPART_DATA, default /var/lib/rampart), --netns NAME (env RAMPART_NETNS).`;
 
@@ -45,6 +52,7 @@ const OPTIONS = {
   message: { type: 'string', short: 'm' },
   ttl: { type: 'string' },
   prefix: { type: 'string' },
+  'managed-network': { type: 'boolean' },
   from: { type: 'string' },
   to: { type: 'string' },
   src: { type: 'string' },
@@ -58,19 +66,24 @@ const OPTIONS = {
   'must-change': { type: 'boolean' },
   user: { type: 'string' },
   since: { type: 'string' },
+  severity: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Opts = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
-async function readDocument(file: string | undefined): Promise<unknown> {
+function readDocumentText(file: string | undefined): string {
   if (!file) throw RampartError.invalid([], 'a configuration file is required');
-  let text: string;
   try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (err) {
     throw new RampartError('invalid_input', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+async function readDocument(file: string | undefined): Promise<unknown> {
+  const text = readDocumentText(file);
+  if (!file) return undefined;
   try {
     return /\.ya?ml$/i.test(file) ? (await import('yaml')).parse(text) : JSON.parse(text);
   } catch (err) {
@@ -177,7 +190,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'serve':
       return serve(dataDir, netns, o);
     case 'apply': {
-      const rec = await call('apply', { document: await readDocument(args[0]), message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
+      // A JSON file goes to the daemon as text, parsed there only; YAML is turned into a document here.
+      const doc = /\.ya?ml$/i.test(args[0] ?? '') ? { document: await readDocument(args[0]) } : { documentText: readDocumentText(args[0]) };
+      const rec = await call('apply', { ...doc, message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
       if (o.json) printJson(rec);
       else print(String(rec.version) + (rec.state === 'pending_confirm' ? ` (pending: confirm before ${rec.confirmDeadline} or it reverts)` : ''));
       return 0;
@@ -199,6 +214,7 @@ export async function main(argv: string[]): Promise<number> {
         print(`against running version ${plan.running ?? '(none)'}: ${plan.configChanges.length} config change(s)`);
         for (const c of plan.configChanges) print(`  ${c.op.padEnd(7)} ${c.path}`);
         print(plan.rulesetDiff);
+        if (plan.network?.managed) for (const line of [...plan.network.sysctls.map((x: string) => `sysctl ${x}`), ...plan.network.ops]) print(`network: ${line}`);
         if (plan.problems.length) process.stderr.write(formatProblems(plan.problems) + '\n');
       }
       return plan.problems.length ? 2 : 0;
@@ -235,8 +251,11 @@ export async function main(argv: string[]): Promise<number> {
         print(`version     ${s.version ?? '(none)'}${s.pending ? `  (pending confirmation until ${s.pending.confirmDeadline})` : ''}`);
         print(`firewall    ${s.firewall.state}`);
         print(`blocks      ${s.blocks.count}`);
+        if (s.network) print(`network     ${s.network.state}${s.network.managed ? `, ${s.network.leases} DHCP lease(s)` : ''}`);
         for (const k of ['ids', 'sync', 'snmp']) print(`${k.padEnd(11)} ${s[k].state}`);
+        if (s.sync?.tenant) print(`            sync: ${s.sync.tenant}/${s.sync.deviceId} via ${s.sync.broker}, MSSP version ${s.sync.desiredVersion}, outbox ${s.sync.outbox.rows}${s.sync.detail ? ` (${s.sync.detail})` : ''}`);
         print(`uptime      ${s.uptimeSeconds} s`);
+        if (s.image) print(`image       ${s.image.version}${s.image.buildDate ? ` (built ${s.image.buildDate})` : ''}`);
       }
       return 0;
     }
@@ -267,12 +286,20 @@ export async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'leases': {
+      const list = await call('leases');
+      if (o.json) printJson(list);
+      else if (!list.length) print('no DHCP leases');
+      else print(table([['ADDRESS', 'MAC', 'HOSTNAME', 'EXPIRES'], ...list.map((l: any) => [l.address, l.mac ?? '-', l.hostname ?? '-', l.expires ?? 'never'])]));
+      return 0;
+    }
     case 'stats': {
       // The live figures and, under their own keys (rules, portForwards, ...), the per-rule counters.
       const c = await call('stats');
       if (o.json) printJson(c);
       else {
         print(formatLive(c));
+        if (c.ids) print(`ids ${c.ids.state}  alerts ${c.ids.alerts ?? 0}  blocked ${c.ids.autoBlocked ?? 0}${c.ids.kernelDrops !== undefined ? `  capture drops ${c.ids.kernelDrops}` : ''}${c.ids.restarts ? `  engine restarts ${c.ids.restarts}` : ''}`);
         print('');
         const rows = [['RULE', 'PACKETS', 'BYTES']];
         for (const [id, v] of Object.entries<any>(c.rules ?? {})) rows.push([id, String(v.packets), String(v.bytes)]);
@@ -297,12 +324,12 @@ export async function main(argv: string[]): Promise<number> {
       const { labUp, labDown } = await import('./lab/lab.ts');
       const prefix = o.prefix ?? 'rampart';
       if (args[0] === 'up') {
-        const names = await labUp(prefix);
+        const names = await labUp(prefix, { managedNetwork: o['managed-network'] === true });
         o.json ? printJson(names) : print(`lab up: ${names.lan} ${names.fw} ${names.wan}`);
       } else if (args[0] === 'down') {
         await labDown(prefix);
         if (!o.json) print(`lab ${prefix} removed`);
-      } else throw RampartError.invalid([], 'usage: rampart lab up|down [--prefix P]');
+      } else throw RampartError.invalid([], 'usage: rampart lab up|down [--prefix P] [--managed-network]');
       return 0;
     }
     case 'audit': {
@@ -332,10 +359,86 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'user':
       return userVerb(dataDir, args, o, author);
-    case 'alerts':
-    case 'ids':
-    case 'enroll':
-      throw new RampartError('unavailable', `"${verb}" is not part of this build yet`);
+    case 'enroll': {
+      if (!args[0]) throw RampartError.invalid([], 'usage: rampart enroll BUNDLE  (the JSON file from `rampart-mssp enroll`; - reads stdin)');
+      const text = args[0] === '-' ? readFileSync(0, 'utf8') : readFileSync(args[0], 'utf8');
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(text);
+      } catch (err) {
+        throw RampartError.invalid([{ path: '', message: `${args[0]}: not JSON: ${(err as Error).message}` }], 'invalid enrollment bundle');
+      }
+      const { installBundle } = await import('./sync/enroll.ts');
+      // The running daemon installs it and reconnects; without a daemon, it is installed for the next start.
+      const r = await call('enroll', { bundle, author }).catch((err) => {
+        if (err instanceof RampartError && err.code === 'unavailable' && /not running/.test(err.message)) {
+          const b = installBundle(dataDir, bundle);
+          return { tenant: b.tenant, deviceId: b.deviceId, broker: b.broker, state: 'installed (daemon not running)' };
+        }
+        throw err;
+      });
+      if (o.json) printJson(r);
+      else print(`enrolled as ${r.tenant}/${r.deviceId} with ${r.broker}: sync ${r.state}`);
+      return 0;
+    }
+    case 'alerts': {
+      const list = await call('alerts', { since: o.since, limit: o.limit, severity: o.severity });
+      if (o.json) printJson(list);
+      else if (!list.length) print('no alerts');
+      else {
+        const ep = (a: string | undefined, p: number | undefined) => (a === undefined ? '-' : p === undefined ? a : a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+        print(
+          table([
+            ['TIME', 'SEV', 'KIND', 'SID', 'PROTO', 'SOURCE', 'DESTINATION', 'ACTION', 'FIREWALL', 'SIGNATURE'],
+            ...list.map((a: any) => [
+              new Date(a.at).toISOString(),
+              String(a.severity),
+              a.kind,
+              a.sid === undefined ? '-' : String(a.sid),
+              a.proto ?? '-',
+              ep(a.src, a.sport),
+              ep(a.dst, a.dport),
+              a.action ?? '-',
+              a.firewall ? `${a.firewall.verdict} by ${a.firewall.rule ?? a.firewall.decidedBy}` : '-',
+              a.signature,
+            ]),
+          ]),
+        );
+      }
+      return 0;
+    }
+    case 'ids': {
+      const sub = args[0];
+      if (sub === 'status') {
+        const s = await call('idsStatus');
+        if (o.json) printJson(s);
+        else {
+          print(`state       ${s.state}${s.mode ? ` (${s.mode}${s.interfaces?.length ? ` on ${s.interfaces.join(', ')}` : ''})` : ''}`);
+          const e = s.engine ?? {};
+          print(`engine      ${e.state}${e.pid ? ` pid ${e.pid}` : ''}  restarts ${e.restarts ?? 0}${e.lastExit ? `  last exit ${e.lastExit.signal ?? e.lastExit.code} at ${new Date(e.lastExit.at).toISOString()}` : ''}${e.detail ? `  (${e.detail})` : ''}`);
+          print(`rules       ${s.rules?.loaded ?? '-'} loaded, ${s.rules?.failed ?? '-'} failed, ${s.rules?.configured ?? 0} enabled in the configuration`);
+          if (s.lastReload) print(`last load   ${new Date(s.lastReload.at).toISOString()} ${s.lastReload.ok ? 'ok' : 'FAILED'} (${s.lastReload.action})${s.lastReload.message ? `: ${s.lastReload.message}` : ''}`);
+          if (s.inline) print(`inline      NFQUEUE ${s.inline.queue} via ${s.inline.method}`);
+          print(`eve         ${s.eve?.alerts ?? 0} alerts read, ${s.eve?.malformed ?? 0} malformed lines skipped, ${s.eve?.rotations ?? 0} rotations`);
+          print(`auto-block  ${s.autoBlock?.blocked ?? 0} blocked, ${s.autoBlock?.allowlisted ?? 0} allowlisted, ${s.autoBlock?.rateLimited ?? 0} rate-limited`);
+        }
+        return 0;
+      }
+      if (sub === 'rules') {
+        const rules = await call('idsRules');
+        if (o.json) printJson(rules);
+        else if (!rules.length) print('no rules');
+        else print(table([['SID', 'ACTION', 'STATE', 'ORIGIN', 'MESSAGE'], ...rules.map((r: any) => [String(r.sid), r.action, r.enabled ? 'enabled' : 'disabled', r.origin, r.msg])]));
+        return 0;
+      }
+      if (sub === 'reload') {
+        const r = await call('idsReload', { author });
+        if (o.json) printJson(r);
+        else print(`rules ${r.action}: ${r.rulesLoaded ?? '?'} loaded, ${r.rulesFailed ?? 0} failed`);
+        return 0;
+      }
+      throw RampartError.invalid([], 'usage: rampart ids status|rules|reload [--json]');
+    }
     default:
       process.stderr.write(`rampart: unknown verb "${verb}"\n${USAGE}\n`);
       return 2;

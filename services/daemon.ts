@@ -8,6 +8,7 @@ import { createTwoFilesPatch } from 'diff';
 import { RampartError } from './core/errors.ts';
 import { EventBus } from './core/events.ts';
 import { AlertStore, type AlertInput } from './core/alerts.ts';
+import { MetricsEndpoint, prometheusText } from './telemetry/prometheus.ts';
 import type { AnomalyEvent } from './telemetry/anomaly.ts';
 import type { Logger } from './core/log.ts';
 import { Store, type VersionSource } from './core/store.ts';
@@ -15,9 +16,9 @@ import { parseConfig, validateConfig } from './core/validate.ts';
 import { Host } from './host/exec.ts';
 import { Firewall } from './firewall/apply.ts';
 import { Blocks } from './firewall/blocks.ts';
-import { TABLE } from './firewall/compile.ts';
+import { NEW_CONNECTIONS_COUNTER, TABLE } from './firewall/compile.ts';
 import { configDiff } from './firewall/config-diff.ts';
-import { readCounters } from './firewall/counters.ts';
+import { listCounters, readCounters, ruleCounters } from './firewall/counters.ts';
 import { tracePacket, type TraceRequest } from './firewall/trace.ts';
 import { ControlServer, type Handler } from './control.ts';
 import { Auth } from './api/auth.ts';
@@ -25,6 +26,14 @@ import { AuditLog } from './api/audit.ts';
 import { ApiServer, parseListen } from './api/server.ts';
 import { serviceBackend } from './api/app.ts';
 import { TelemetryService, parseTelemetryRequest } from './telemetry/service.ts';
+import { SnmpService } from './snmp/service.ts';
+import { SyncService } from './sync/service.ts';
+import { NetworkService } from './network/service.ts';
+import { IdsService } from './ids/service.ts';
+import { imageRelease } from './core/release.ts';
+import { parseAlertQuery, parseGroupQuery, reloadError } from './api/routes/ids.ts';
+import type { ApplyRequest } from './firewall/apply.ts';
+import type { Config } from './core/schema.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -41,6 +50,19 @@ export interface DaemonOptions {
 }
 
 const startedAt = Date.now();
+
+/**
+ * The configuration document of a control request: `document` (parsed), or `documentText`, the JSON text as the
+ * CLI read it from its file, parsed here once instead of in both processes (a big config is megabytes).
+ */
+function documentParam(p: { document?: unknown; documentText?: unknown }): unknown {
+  if (typeof p.documentText !== 'string') return p.document;
+  try {
+    return JSON.parse(p.documentText);
+  } catch (err) {
+    throw new RampartError('invalid_input', `the configuration is not valid JSON: ${(err as Error).message.slice(0, 200)}`);
+  }
+}
 
 /** The alert record of a telemetry anomaly; its id is stable for the event (metric and start). */
 function anomalyAlert(a: AnomalyEvent): AlertInput {
@@ -63,6 +85,7 @@ export class Daemon {
   readonly events: EventBus;
   /** IDS alerts and telemetry anomalies (services/core/alerts.ts). */
   readonly alerts: AlertStore;
+  readonly metrics: MetricsEndpoint;
   readonly firewall: Firewall;
   readonly blocks: Blocks;
   readonly control: ControlServer;
@@ -70,6 +93,14 @@ export class Daemon {
   readonly auth: Auth;
   readonly api?: ApiServer;
   readonly telemetry: TelemetryService;
+  /** The SNMP agent and notifications (SPEC §5): started after telemetry, stopped before it. */
+  readonly snmp: SnmpService;
+  /** The MSSP channel (SPEC §6): started last, stopped first. */
+  readonly sync: SyncService;
+  /** Links, addresses, routes, DHCP client and LAN services (only when the document says network.manage). */
+  readonly network: NetworkService;
+  /** Suricata IDS/IPS: engine, rules, EVE ingest, auto-block, syslog (started after the firewall, stopped before). */
+  readonly ids: IdsService;
   private readonly log: Logger;
   private housekeeping?: NodeJS.Timeout;
   private statusCache?: { at: number; value: Record<string, unknown> };
@@ -92,13 +123,79 @@ export class Daemon {
       // Anti-lockout keeps the port the API really listens on reachable (443 when there is no listener).
       env: { apiPort: opts.listen ? parseListen(opts.listen).port : undefined },
     });
-    this.telemetry = new TelemetryService({ store: this.store, netns: opts.netns, dataDir: opts.dataDir, log: opts.log.child({ svc: 'telemetry' }), events: this.events });
+    this.telemetry = new TelemetryService({
+      store: this.store,
+      netns: opts.netns,
+      dataDir: opts.dataDir,
+      log: opts.log.child({ svc: 'telemetry' }),
+      events: this.events,
+      // Per-rule series (rule.<id>.packets_rate ...) from the main table's named counters, read with the rest of
+      // the kernel's figures in one netlink reading when the reader is built.
+      counterTables: [TABLE],
+      newConnections: { table: TABLE, counter: NEW_CONNECTIONS_COUNTER },
+      rules: async (tables) => {
+        const refs = this.counterRefs();
+        if (!refs) return {};
+        return ruleCounters(refs, (tables ?? (await listCounters(this.host, [TABLE]))).get(TABLE));
+      },
+    });
+    this.network = new NetworkService(this.host, opts.dataDir, opts.log.child({ svc: 'network' }));
+    this.ids = new IdsService({
+      store: this.store,
+      alerts: this.alerts,
+      host: this.host,
+      dataDir: opts.dataDir,
+      log: opts.log.child({ svc: 'ids' }),
+      events: this.events,
+      config: () => this.runningConfig(),
+      version: () => this.store.runningVersionMeta()?.version,
+      document: () => this.store.runningVersion()?.document,
+      block: (requests, source) => this.blocks.block(requests, source),
+    });
+    // The network follows the running version through confirms, reverts and rollbacks.
+    this.events.on('config', () => this.network.follow(this.runningConfig()));
+    this.sync = new SyncService({
+      store: this.store,
+      dataDir: opts.dataDir,
+      // MSSP pushes go the same way as local applies (network part included).
+      firewall: { apply: (r) => this.applyConfig(r), confirm: () => this.firewall.confirm(), rollback: (o) => this.rollbackConfig(o) },
+      blocks: this.blocks,
+      events: this.events,
+      alerts: this.alerts,
+      log: opts.log.child({ svc: 'sync' }),
+    });
     const dropStatus = () => (this.statusCache = undefined);
     this.events.on('config', dropStatus);
     this.events.on('block', dropStatus);
+    this.events.on('sync', dropStatus);
     this.audit = new AuditLog(this.store, opts.log.child({ svc: 'audit' }));
     this.auth = new Auth(this.store, opts.log.child({ svc: 'auth' }), { audit: this.audit });
     const handlers = this.handlers();
+    this.snmp = new SnmpService({
+      store: this.store,
+      events: this.events,
+      telemetry: this.telemetry,
+      netns: opts.netns,
+      log: opts.log.child({ svc: 'snmp' }),
+      refreshMs: opts.telemetryIntervalMs,
+      counters: { host: this.host, refs: (c) => this.firewall.compile(c).counters },
+      sync: () => {
+        const s = this.sync.status() as { state?: unknown; outbox?: { rows?: unknown } };
+        return { state: typeof s.state === 'string' ? s.state : undefined, outbox: Number(s.outbox?.rows) };
+      },
+    });
+    // Prometheus exposition (GET /metrics), on when the running config names a token.
+    this.metrics = new MetricsEndpoint(async () =>
+      prometheusText({
+        sample: this.telemetry.latestSample(),
+        configVersion: this.store.runningVersionMeta()?.version ?? null,
+        blocks: this.store.countBlocks(),
+        alerts: Object.entries(this.alerts.countsBySeverity()).map(([severity, count]) => ({ kind: 'all', severity: Number(severity), count })),
+        rules: ((await handlers.counters({}, { peer: 'metrics' })) as { rules?: Record<string, { packets: number; bytes: number }> }).rules,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      }),
+    );
+    this.events.on('config', () => this.metrics.configure(this.runningConfig()?.telemetry.prometheus));
     this.control = new ControlServer(join(opts.dataDir, 'rampart.sock'), handlers, opts.log.child({ svc: 'control' }));
     if (opts.listen) {
       this.api = new ApiServer({
@@ -106,11 +203,15 @@ export class Daemon {
         dataDir: opts.dataDir,
         log: opts.log.child({ svc: 'api' }),
         deps: {
-          backend: serviceBackend({ store: this.store, firewall: this.firewall, blocks: this.blocks, status: () => this.status({ live: false }), counters: async () => handlers.counters({}, { peer: 'api' }), telemetry: this.telemetry, stats: async () => handlers.stats({}, { peer: 'api' }) }),
+          backend: serviceBackend({ store: this.store, firewall: this.firewall, apply: (r) => this.applyConfig(r), rollback: (r) => this.rollbackConfig(r), blocks: this.blocks, status: () => this.status({ live: false }), counters: async () => handlers.counters({}, { peer: 'api' }), telemetry: this.telemetry, stats: async () => handlers.stats({}, { peer: 'api' }) }),
           auth: this.auth,
           audit: this.audit,
           events: this.events,
           log: opts.log.child({ svc: 'api' }),
+          network: this.network,
+          metrics: this.metrics,
+          ids: { alerts: (q) => this.ids.listAlerts(q), groups: (q) => this.ids.groupAlerts(q), status: () => this.ids.status(), rules: () => this.ids.listRules(), reload: () => this.ids.reload() },
+          sync: { status: () => this.sync.status(), enroll: (bundle) => this.sync.enroll(bundle) },
         },
       });
     }
@@ -123,13 +224,19 @@ export class Daemon {
     // Printed once, on stdout only (never into the log).
     if (admin.created && admin.password) process.stdout.write(`rampart: first-login user admin, password: ${admin.password}\n`);
     await this.blocks.start(this.opts.watchIntervalMs ?? 60_000);
+    // The network first: the firewall's ruleset may name addresses that only the network applies. A change left
+    // pending by a crash is not applied here: the firewall reverts it next, and the network follows that revert.
+    await this.network.start(this.store.pendingVersion() ? undefined : this.runningConfig());
     await this.firewall.start();
     if (this.opts.seed !== undefined && this.store.listVersions(1).length === 0) {
-      const v = await this.firewall.apply({ document: this.opts.seed, author: 'system', source: 'local', message: 'initial configuration' });
+      const v = await this.applyConfig({ document: this.opts.seed, author: 'system', source: 'local', message: 'initial configuration' });
       this.log.info({ version: v.version }, 'seeded the first version');
     }
     this.firewall.watch(this.opts.watchIntervalMs ?? 60_000);
+    await this.ids.start();
     this.startTelemetry();
+    this.metrics.configure(this.runningConfig()?.telemetry.prometheus);
+    await this.snmp.start();
     // Housekeeping: expired sessions, and audit entries past their retention (one year).
     this.housekeeping = setInterval(() => {
       this.auth.purgeSessions();
@@ -143,6 +250,7 @@ export class Daemon {
       await this.stop(5000);
       throw err;
     }
+    await this.sync.start();
     this.log.info({ dataDir: this.opts.dataDir, netns: this.opts.netns ?? null }, 'rampartd started');
   }
 
@@ -150,9 +258,13 @@ export class Daemon {
   async stop(deadlineMs = 10_000): Promise<void> {
     const work = (async () => {
       if (this.housekeeping) clearInterval(this.housekeeping);
+      await this.sync.stop();
       await this.api?.stop(Math.min(3000, deadlineMs));
       await this.control.stop();
+      await this.snmp.stop();
       this.telemetry.stop();
+      await this.network.stop();
+      await this.ids.stop();
       this.firewall.unwatch();
       this.firewall.stop();
       this.blocks.stop();
@@ -160,6 +272,51 @@ export class Daemon {
     await Promise.race([work, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     this.store.close();
     this.log.info('rampartd stopped');
+  }
+
+  /** The running version's document, parsed (undefined when there is none or it no longer parses). */
+  private runningConfig(): Config | undefined {
+    // Several services ask after each change; a big document is parsed and validated once per version.
+    const meta = this.store.runningVersionMeta();
+    if (!meta) return undefined;
+    if (this.configCache?.version === meta.version && this.configCache.hash === meta.hash) return this.configCache.config;
+    const running = this.store.runningVersion();
+    if (!running) return undefined;
+    let config: Config | undefined;
+    try {
+      config = parseConfig(running.document);
+    } catch {
+      config = undefined;
+    }
+    this.configCache = { version: running.version, hash: running.hash, config };
+    return config;
+  }
+
+  private configCache?: { version: number; hash: string; config: Config | undefined };
+  private refsCache?: { config: Config; refs: ReturnType<Firewall['compile']>['counters'] };
+
+  /** Which named counter belongs to which rule, for the running version (compiled once per version). */
+  private counterRefs(): ReturnType<Firewall['compile']>['counters'] | undefined {
+    const config = this.runningConfig();
+    if (!config) return undefined;
+    if (this.refsCache?.config !== config) this.refsCache = { config, refs: this.firewall.compile(config).counters };
+    return this.refsCache.refs;
+  }
+
+  /** Apply a document: its network part first, then the firewall; a failure of either leaves the running version. */
+  private applyConfig(req: ApplyRequest) {
+    if (this.store.pendingVersion()) return this.firewall.apply(req); // refused there: a change awaits confirmation
+    return this.network.around(req.document, () => this.runningConfig(), () => this.firewall.apply(req));
+  }
+
+  /** Roll back, bringing the network to the target version before the firewall. */
+  private rollbackConfig(opts: { version?: number; author: string; source: VersionSource }) {
+    const pending = this.store.pendingVersion();
+    const running = this.store.runningVersion();
+    const base = pending ?? running;
+    const target = opts.version !== undefined ? this.store.getVersion(opts.version) : base && this.store.lastGoodVersion(base.version);
+    if (!target || (pending && opts.version !== undefined)) return this.firewall.rollback(opts);
+    return this.network.around(target.document, () => this.runningConfig(), () => this.firewall.rollback(opts));
   }
 
   private startTelemetry(): void {
@@ -211,9 +368,11 @@ export class Daemon {
       netns: this.opts.netns ?? null,
       firewall,
       blocks: { count: this.store.countBlocks() },
-      ids: notYet,
-      sync: notYet,
-      snmp: notYet,
+      network: await this.network.status(),
+      ids: this.ids.status(),
+      sync: this.sync.status(),
+      snmp: this.snmp.status(),
+      image: imageRelease() ?? null,
     };
   }
 
@@ -253,13 +412,22 @@ export class Daemon {
         if (p.message !== undefined && (typeof p.message !== 'string' || p.message.length > 1024)) {
           throw RampartError.invalid([{ path: '/message', message: 'must be a string of at most 1024 characters' }]);
         }
-        return this.firewall.apply({ document: p.document, author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
+        return this.applyConfig({ document: documentParam(p), author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
       }),
       confirm: audited('config.confirm', versionTarget, () => this.firewall.confirm()),
       rollback: audited('config.rollback', versionTarget, (p) =>
-        this.firewall.rollback({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
+        this.rollbackConfig({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
       ),
-      plan: (p) => this.firewall.plan(p.document),
+      plan: async (p) => {
+        const document = documentParam(p);
+        const plan = await this.firewall.plan(document);
+        // The network operations apply would run (and the devices it would miss), beside the ruleset diff.
+        const network = await this.network.plan(parseConfig(document)).catch((err) => {
+          plan.problems.push(...RampartError.from(err).problems);
+          return undefined;
+        });
+        return { ...plan, network: network && { managed: network.managed, ops: network.ops.map((op) => `ip ${op.argv.join(' ')}`), sysctls: network.sysctls } };
+      },
       history: (p) => this.store.listVersions(Number.isInteger(p.limit) ? p.limit : 100),
       show: (p) => {
         if (p.version === undefined) {
@@ -285,22 +453,23 @@ export class Daemon {
         };
       },
       counters: async () => {
-        const running = this.store.runningVersion();
-        if (!running) return { rules: {} };
-        return readCounters(this.host, this.firewall.compile(parseConfig(running.document)).counters);
+        const refs = this.counterRefs();
+        return refs ? readCounters(this.host, refs) : { rules: {} };
       },
       stats: async (p) => {
         const live = this.telemetry.latest();
         // The per-rule counters list the whole ruleset (slow with big sets): `rules: false` leaves them out.
         // The counters keep their own keys (rules, portForwards, snat, ...), as `stats` printed them before.
         const counters = p.rules === false ? {} : ((await handlers.counters({}, { peer: 'stats' })) as Record<string, unknown>);
-        return { ...live, ...counters };
+        return { ...live, ...counters, ids: this.ids.health() };
       },
       telemetry: (p) => {
         const q = parseTelemetryRequest(p ?? {});
         return this.telemetry.query(q.metric, q.from, q.to, q.stepMs);
       },
       telemetryMetrics: () => this.telemetry.metrics(),
+      enroll: audited('sync.enroll', (p, r) => (r ? `${r.tenant}/${r.deviceId}` : ''), (p) => this.sync.enroll(p.bundle)),
+      syncJournal: (p) => this.sync.journalEntries(Number.isInteger(p.limit) ? Math.min(1000, Math.max(1, p.limit)) : 100),
       block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
         const requests = Array.isArray(p.blocks)
@@ -319,6 +488,16 @@ export class Daemon {
         return { removed: true };
       }),
       blocks: () => this.blocks.list(),
+      leases: () => this.network.leases(),
+      alerts: (p) => this.ids.listAlerts(parseAlertQuery(p ?? {})),
+      alertGroups: (p) => this.ids.groupAlerts(parseGroupQuery(p ?? {})),
+      idsStatus: () => this.ids.status(),
+      idsRules: () => this.ids.listRules(),
+      idsReload: audited('ids.reload', () => 'rules', async () => {
+        const r = await this.ids.reload();
+        if (!r.ok) throw reloadError(r);
+        return r;
+      }),
       trace: (p: TraceRequest) => {
         const running = this.store.runningVersion();
         if (!running) throw new RampartError('not_found', 'no configuration has been applied yet');

@@ -12,8 +12,15 @@ import { apiStatusBench } from './api-status.ts';
 import { applyBench } from './apply-10k.ts';
 import { blocksBench } from './blocks-50k.ts';
 import { connRateBench } from './conn-rate.ts';
+import { idsBlockLatencyBench } from './ids-block-latency.ts';
+import { idsIngestBench } from './ids-ingest.ts';
 import { LAB_PREFIX, ROOT, buildIsCurrent, emergencyCleanup, round, trackNamespaces, untrackNamespaces, type Result, type Target } from './lib.ts';
 import { rssBench } from './rss-idle.ts';
+import { snmpBulkBench } from './snmp-bulk.ts';
+import { syncDrainBench } from './sync-drain.ts';
+import { syncFleetBench } from './sync-fleet.ts';
+import { telemetryCycleBench, telemetryQueryBench } from './telemetry.ts';
+import { webuiJsBench, webuiTtiBench } from './webui-load.ts';
 
 export interface BenchContext {
   lab: LabNames;
@@ -27,7 +34,16 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<Result>> = {
   'apply-10k': applyBench,
   'blocks-50k': blocksBench,
   'conn-rate': connRateBench,
+  'ids-block-latency': idsBlockLatencyBench,
+  'ids-ingest': idsIngestBench,
   'rss-idle': rssBench,
+  'snmp-bulk': snmpBulkBench,
+  'sync-drain': syncDrainBench,
+  'sync-fleet': syncFleetBench,
+  'telemetry-cycle': telemetryCycleBench,
+  'telemetry-query': telemetryQueryBench,
+  'webui-js': webuiJsBench,
+  'webui-tti': webuiTtiBench,
 };
 
 const USAGE = `usage: npm run bench -- [NAME...] [--runs N]
@@ -109,6 +125,16 @@ function describe(r: Result): string {
     }
     case 'rss-idle':
       return `rss-idle: ${n(r.value, 1)} MB (rampartd idle vs bare node ${n(r.baseline, 1)} MB, ratio ${n(r.ratio)}; target ${target}) ${verdict}`;
+    case 'sync-drain':
+      return [
+        `sync-drain: ratio ${n(r.ratio)} (outbox → consumer ${int(r.value)} alerts/s vs raw MQTT.js ${int(r.baseline)} alerts/s, ${int(d.alerts)} alerts; target ${target} and ≥ ${int(d.minAlertsPerSecond)} alerts/s) ${verdict}`,
+        `  extra: payload bytes per alert ${d.payloadBytesPerAlert} (raw batches ${d.rawPayloadBytesPerAlert})`,
+      ].join('\n');
+    case 'sync-fleet':
+      return [
+        `sync-fleet: ${n(r.value)} s for a signed push to ${int(d.devices)} appliances to be reported applied (${d.applied} did; fleet of 1: ${n(r.baseline)} s, ratio ${n(r.ratio)}; target ${target}) ${verdict}`,
+        `  extra: broker restart → all reconnected in ${n(d.reconnectAllSeconds)} s, peak ${d.reconnectPeakPer250ms} connects per 250 ms; curve ${(d.reconnectCurvePer250ms ?? []).join(' ')}`,
+      ].join('\n');
     default:
       return `${r.name}: ratio ${n(r.ratio)} (${n(r.value)} ${r.unit} vs ${n(r.baseline)} ${r.unit}; target ${target}) ${verdict}`;
   }

@@ -24,8 +24,13 @@ import { Router, type AnyRoute } from './routes/define.ts';
 import { eventRoutes } from './routes/events.ts';
 import { firewallRoutes } from './routes/firewall.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
+import { networkRoutes, type NetworkSource } from './routes/network.ts';
 import { userRoutes } from './routes/users.ts';
 import { tlsRoutes } from './routes/tls.ts';
+import { traceRoutes } from './routes/trace.ts';
+import { idsRoutes, type IdsApi } from './routes/ids.ts';
+import { syncRoutes, type SyncApi } from './routes/sync.ts';
+import { defaultUiDir, staticHandler } from './static.ts';
 import type { CertificateInfo } from './tls.ts';
 
 /** What the API needs from the daemon (the firewall, its journal and the dynamic blocks). */
@@ -54,6 +59,9 @@ export interface ApiBackend {
 export function serviceBackend(s: {
   store: Store;
   firewall: Firewall;
+  /** Apply and rollback through the daemon (network first, then the firewall); default: the firewall's own. */
+  apply?: (req: { document: unknown; author: string; source: 'api'; message?: string; confirmSeconds?: number }) => Promise<VersionRecord>;
+  rollback?: (req: { version?: number; author: string; source: 'api' }) => Promise<VersionRecord>;
   blocks: Blocks;
   status: () => Promise<Record<string, unknown>>;
   counters: () => Promise<unknown>;
@@ -67,11 +75,11 @@ export function serviceBackend(s: {
       const r = validateConfig(document);
       return { ok: r.ok, problems: r.problems };
     },
-    apply: (r) => s.firewall.apply({ document: r.document, author: r.author, source: 'api', message: r.message, confirmSeconds: r.confirmSeconds }),
+    apply: (r) => (s.apply ?? ((q) => s.firewall.apply(q)))({ document: r.document, author: r.author, source: 'api', message: r.message, confirmSeconds: r.confirmSeconds }),
     confirm: () => s.firewall.confirm(),
     rollback: async (r) => {
       if (r.version !== undefined && !s.store.getVersionMeta(r.version)) throw new RampartError('not_found', `no version ${r.version}`);
-      return s.firewall.rollback({ version: r.version, author: r.author, source: 'api' });
+      return (s.rollback ?? ((q) => s.firewall.rollback(q)))({ version: r.version, author: r.author, source: 'api' });
     },
     running: () => s.store.runningVersion(),
     versions: (limit) => s.store.listVersions(limit),
@@ -107,12 +115,20 @@ export interface ApiOptions {
 
 export interface ApiDeps {
   backend: ApiBackend;
+  /** GET /metrics: Prometheus exposition behind a bearer token (absent: no such path). */
+  metrics?: { handle(authorization: string | undefined): Promise<{ status: number; body: string; headers: Record<string, string> }> };
   /** Records login outcomes in the audit log itself (its default); the API records every other mutation. */
   auth: Auth;
   audit: AuditLog;
   events: EventBus;
   log: Logger;
   options: ApiOptions;
+  /** Leases and the network state (GET /network/*; 503 without it). */
+  network?: NetworkSource;
+  /** Alerts and the IDS (GET /alerts, /ids/...); the routes answer 503 without it. */
+  ids?: IdsApi;
+  /** The MSSP channel (GET /sync, POST /sync/enroll); the routes answer 503 without it. */
+  sync?: SyncApi;
   /** The served certificate: what it is, and replacing it with an uploaded one (absent without TLS). */
   certificates?: {
     current(): CertificateInfo | undefined;
@@ -178,8 +194,12 @@ export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[
   configRoutes(router, backend);
   firewallRoutes(router, backend);
   telemetryRoutes(router, backend);
+  idsRoutes(router, deps.ids);
+  syncRoutes(router, deps.sync);
+  networkRoutes(router, deps.network);
   userRoutes(router, { auth, audit });
   tlsRoutes(router, deps.certificates);
+  traceRoutes(router, backend);
   eventRoutes(router, { auth, events, heartbeatMs: options.heartbeatMs });
   let doc: Record<string, unknown> | undefined;
   router.add({
@@ -192,5 +212,14 @@ export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[
     handler: () => (doc ??= openApiDocument(router.routes, { version: '1.0.0', bodyLimit })),
   });
   app.route(API_PREFIX, api);
+  // The web UI (webui/dist) for every other GET/HEAD: its files, and index.html for the app's own routes.
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      const r = await metrics.handle(c.req.header('authorization'));
+      return c.body(r.body, r.status as 200, { 'Content-Type': 'text/plain; charset=utf-8', ...r.headers });
+    });
+  }
+  app.on(['GET', 'HEAD'], '*', staticHandler(defaultUiDir()));
   return Object.assign(app, { apiRoutes: router.routes });
 }

@@ -31,6 +31,8 @@ export interface AlertInput {
   action?: string;
   /** The original record (EVE alert, anomaly event), kept as JSON. */
   detail?: unknown;
+  /** The original record already serialised as JSON (an EVE line): stored as is, in place of `detail`. */
+  detailJson?: string;
 }
 
 export interface AlertRecord extends AlertInput {
@@ -105,6 +107,29 @@ function fromRow(r: Row): AlertRecord {
   return rec;
 }
 
+/**
+ * The record announced for a stored input. An input that came with `detailJson` gets `detail` as a lazy getter
+ * (parsed on first read), so listeners see the same shape as list() returns without the ingest paying for a parse.
+ */
+function newRecord(a: AlertInput, id: string, seq: number): AlertRecord {
+  if (a.detailJson === undefined) return { ...a, id, seq };
+  const { detailJson, ...rest } = a;
+  const rec: AlertRecord = { ...rest, id, seq };
+  if (rest.detail === undefined) {
+    let parsed: unknown;
+    let done = false;
+    Object.defineProperty(rec, 'detail', {
+      enumerable: true,
+      configurable: true,
+      get() {
+        if (!done) (parsed = JSON.parse(detailJson)), (done = true);
+        return parsed;
+      },
+    });
+  }
+  return rec;
+}
+
 export class AlertStore {
   /** Counts by severity since the store opened plus what was there (for SNMP counters), kept in memory. */
   private counts?: Record<Severity, number>;
@@ -138,9 +163,9 @@ export class AlertStore {
           sport: a.sport ?? null,
           dport: a.dport ?? null,
           action: a.action ?? null,
-          detail: a.detail === undefined ? null : JSON.stringify(a.detail),
+          detail: a.detailJson ?? (a.detail === undefined ? null : JSON.stringify(a.detail)),
         });
-        if (info.changes === 1) added.push({ ...a, id, seq: Number(info.lastInsertRowid) });
+        if (info.changes === 1) added.push(newRecord(a, id, Number(info.lastInsertRowid)));
       }
     })();
     if (this.counts) for (const a of added) this.counts[a.severity] = (this.counts[a.severity] ?? 0) + 1;

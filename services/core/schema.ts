@@ -60,9 +60,11 @@ export const Interface = z.strictObject({
   device: Device,
   zone: Name.optional(),
   addresses: z.array(z.string().max(64)).max(256).default([]),
-  dhcp: z.boolean().optional(),
-  slaac: z.boolean().optional(),
+  dhcp: z.boolean().optional().describe('IPv4 address and default route from a DHCP server (network.manage only)'),
+  slaac: z.boolean().optional().describe('IPv6 addresses and default route from router advertisements (network.manage only)'),
+  dhcpv6: z.boolean().optional().describe('An IPv6 address from a DHCPv6 server, the default route from router advertisements (network.manage only)'),
   mtu: z.number().int().min(576).max(65535).optional(),
+  enabled: z.boolean().optional().describe('Link up (default) or down, when network.manage is on'),
   management: z.boolean().optional(),
   description: z.string().max(256).optional(),
 });
@@ -173,37 +175,74 @@ export const Ids = z.strictObject({
     .optional(),
 });
 
-export const Snmp = z.strictObject({
-  enabled: z.boolean().default(false),
-  listen: z.array(z.string().max(64)).max(16).default(['0.0.0.0:161']),
-  contact: z.string().max(255).optional(),
-  location: z.string().max(255).optional(),
-  communities: z
-    .array(z.strictObject({ name: z.string().min(1).max(64), sources: z.array(AddressRef).default([]) }))
-    .default([]),
-  users: z
-    .array(
-      z.strictObject({
-        name: z.string().min(1).max(32),
-        authProtocol: z.enum(['sha', 'sha224', 'sha256', 'sha384', 'sha512']).default('sha256'),
-        authKey: z.string().min(8).max(128),
-        privProtocol: z.enum(['aes', 'aes256']).default('aes'),
-        privKey: z.string().min(8).max(128).optional(),
-      }),
-    )
-    .default([]),
-  targets: z
-    .array(
-      z.strictObject({
-        host: z.string().max(64),
-        port: z.number().int().min(1).max(65535).default(162),
-        version: z.enum(['v2c', 'v3']).default('v2c'),
-        community: z.string().max(64).optional(),
-        user: z.string().max(32).optional(),
-      }),
-    )
-    .default([]),
-});
+/** Community strings and USM user names: printable ASCII (no spaces or control characters). */
+const SnmpSecret = z.string().regex(/^[\x21-\x7e]+$/, { error: 'printable ASCII without spaces' });
+const SNMP_LISTEN_RE = /^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$/;
+const SNMP_HOST_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$/;
+
+export const Snmp = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    listen: z
+      .array(z.string().max(64).regex(SNMP_LISTEN_RE, { error: 'must be ADDRESS or ADDRESS:PORT ([IPv6]:PORT for IPv6)' }))
+      .min(1)
+      .max(16)
+      .default(['0.0.0.0:161'])
+      .describe('UDP addresses to listen on (default port 161), in the namespace the daemon runs in'),
+    contact: z.string().max(255).optional().describe('sysContact (default: system.contact)'),
+    location: z.string().max(255).optional().describe('sysLocation (default: system.location)'),
+    communities: z
+      .array(
+        z.strictObject({
+          name: SnmpSecret.min(1).max(64).describe('v2c community (a secret: never logged)'),
+          sources: z.array(AddressRef).min(1).describe('networks allowed to use this community (addresses, CIDRs, address objects)'),
+        }),
+      )
+      .max(16)
+      .default([]),
+    users: z
+      .array(
+        z.strictObject({
+          name: SnmpSecret.min(1).max(32),
+          auth: z.strictObject({
+            protocol: z.enum(['sha256', 'sha512', 'sha224', 'sha384', 'sha']).default('sha256').describe('sha (SHA-1) only with allowSha1'),
+            key: z.string().min(8).max(128),
+          }),
+          priv: z.strictObject({ protocol: z.enum(['aes', 'aes256']).default('aes'), key: z.string().min(8).max(128) }),
+        }),
+      )
+      .max(16)
+      .default([])
+      .describe('v3 USM users, all at authPriv (no MD5, no DES)'),
+    allowSha1: z.boolean().default(false).describe('allow SHA-1 authentication (legacy managers)'),
+    targets: z
+      .array(
+        z.strictObject({
+          host: z.string().max(64).regex(SNMP_HOST_RE, { error: 'must be an IPv4 or IPv6 address' }),
+          port: z.number().int().min(1).max(65535).default(162),
+          version: z.enum(['v2c', 'v3']).default('v2c').describe('v2c: traps; v3: informs'),
+          community: SnmpSecret.max(64).optional(),
+          user: SnmpSecret.max(32).optional().describe('a user from snmp.users'),
+          minSeverity: z.number().int().min(1).max(4).default(2).describe('IDS alerts at this severity or more severe (1 most severe)'),
+        }),
+      )
+      .max(16)
+      .default([]),
+    notifyRatePerMinute: z.number().int().min(1).max(600).default(30).describe('notifications per minute to each target at most'),
+  })
+  .superRefine((s, ctx) => {
+    const names = new Set<string>();
+    s.users.forEach((u, i) => {
+      if (names.has(u.name)) ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: 'duplicate user name' });
+      names.add(u.name);
+      if (u.auth.protocol === 'sha' && !s.allowSha1) ctx.addIssue({ code: 'custom', path: ['users', i, 'auth', 'protocol'], message: 'SHA-1 needs snmp.allowSha1' });
+    });
+    s.targets.forEach((t, i) => {
+      if (t.version === 'v2c' && !t.community) ctx.addIssue({ code: 'custom', path: ['targets', i, 'community'], message: 'a v2c target needs a community' });
+      if (t.version === 'v3' && !t.user) ctx.addIssue({ code: 'custom', path: ['targets', i, 'user'], message: 'a v3 target needs a user' });
+      if (t.version === 'v3' && t.user && !names.has(t.user)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'user'], message: 'not a user in snmp.users' });
+    });
+  });
 
 export const Telemetry = z.strictObject({
   intervalSeconds: z.number().int().min(1).max(3600).default(10),
@@ -217,24 +256,57 @@ export const Telemetry = z.strictObject({
   anomaly: z
     .strictObject({ enabled: z.boolean().default(true), sensitivity: z.number().min(1).max(20).default(4) })
     .optional(),
+  /** Prometheus text exposition at GET /metrics on the API's address, for scrapers presenting this bearer token. */
+  prometheus: z
+    .strictObject({
+      token: z
+        .string()
+        .min(16, { error: 'at least 16 characters' })
+        .max(512)
+        .regex(/^[\x21-\x7e]+$/, { error: 'printable ASCII without spaces' }),
+    })
+    .optional(),
 });
 
 export const Sync = z.strictObject({
   enabled: z.boolean().default(false),
-  broker: z.string().max(512).optional(),
+  /** mqtts://HOST[:PORT] (default port 8883); required when enabled (the enrollment bundle names one too). */
+  broker: z
+    .string()
+    .max(512)
+    .regex(/^mqtts:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/, { error: 'must be mqtts://HOST[:PORT]' })
+    .optional(),
+  /** Must match the enrollment bundle when given. */
   tenant: Name.optional(),
   deviceId: Name.optional(),
-  confirmSeconds: z.number().int().min(10).max(3600).default(120),
+  /** Confirm window of a change from the MSSP: it reverts unless the broker is reachable again within it. */
+  confirmSeconds: z.number().int().min(5).max(3600).default(120),
+  /** Period of the telemetry summary (QoS 0, expiring). */
+  telemetryIntervalSeconds: z.number().int().min(5).max(86_400).default(60),
+  /** Outbox bounds while the MSSP is unreachable (telemetry, then low-severity alerts are dropped first). */
+  outbox: z
+    .strictObject({
+      maxRows: z.number().int().min(100).max(10_000_000).default(1_000_000),
+      maxMegabytes: z.number().int().min(1).max(16_384).default(512),
+      maxAgeDays: z.number().int().min(1).max(365).default(30),
+      /** Drain rate cap after an outage, alerts per second. */
+      drainRatePerSecond: z.number().int().min(10).max(1_000_000).default(50_000),
+    })
+    .default(() => ({ maxRows: 1_000_000, maxMegabytes: 512, maxAgeDays: 30, drainRatePerSecond: 50_000 })),
 });
 
 export const Syslog = z.strictObject({
   targets: z
     .array(
       z.strictObject({
-        host: z.string().max(255),
+        host: z
+          .string()
+          .max(255)
+          .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/, { error: 'must be a host name or an IP address' }),
         port: z.number().int().min(1).max(65535).default(514),
         proto: z.enum(['udp', 'tcp', 'tls']).default('udp'),
         facility: z.number().int().min(0).max(23).default(4),
+        ca: z.string().max(65_536).optional().describe('PEM CA certificate(s) that sign a TLS collector (default: the system CAs)'),
       }),
     )
     .max(16)
@@ -246,6 +318,58 @@ export const Route = z.strictObject({
   gateway: z.string().max(64).optional(),
   interface: Name.optional(),
   metric: z.number().int().min(0).max(4_294_967_295).optional(),
+});
+
+/** A host name label for DHCP and DNS (RFC 1123): letters, digits and inner hyphens. */
+export const HostLabel = z
+  .string()
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, { error: 'must be a host name label (letters, digits, inner hyphens; at most 63)' });
+
+/** A DNS domain: labels joined by dots. */
+export const DomainName = z
+  .string()
+  .max(253)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, { error: 'must be a domain name (dot-separated labels)' });
+
+export const DhcpRange = z.strictObject({
+  interface: Name.describe('The LAN interface (its name in interfaces[]) this range is served on'),
+  start: z.string().max(64),
+  end: z.string().max(64),
+  leaseSeconds: z.number().int().min(120).max(31_536_000).default(3600),
+});
+
+export const StaticLease = z.strictObject({
+  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, { error: 'must be a MAC address (six pairs of hex digits joined by ":")' }),
+  address: z.string().max(64),
+  hostname: HostLabel.optional(),
+});
+
+export const Network = z.strictObject({
+  manage: z
+    .boolean()
+    .default(false)
+    .describe('Rampart applies links, addresses, routes, router sysctls, the DHCP client and the LAN services; off: it touches none of them'),
+  routerSysctls: z.boolean().default(true).describe('Forwarding on, strict reverse-path filter, ICMP redirects off (when managed)'),
+  dhcpServer: z
+    .strictObject({
+      ranges: z.array(DhcpRange).max(64).default([]),
+      staticLeases: z.array(StaticLease).max(4096).default([]),
+    })
+    .default({ ranges: [], staticLeases: [] }),
+  ra: z
+    .strictObject({ interfaces: z.array(Name).max(64).default([]) })
+    .default({ interfaces: [] })
+    .describe('Router advertisements (SLAAC) for the IPv6 prefixes of these interfaces'),
+  dns: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      interfaces: z.array(Name).max(64).optional().describe('Where the forwarder answers (default: the interfaces with DHCP ranges)'),
+      upstream: z.array(z.string().max(64)).max(8).default([]),
+      domain: DomainName.optional(),
+      hosts: z.array(z.strictObject({ name: HostLabel, addresses: z.array(z.string().max(64)).min(1).max(8) })).max(4096).default([]),
+      cacheSize: z.number().int().min(0).max(10_000).default(1000),
+    })
+    .default({ enabled: false, upstream: [], hosts: [], cacheSize: 1000 }),
 });
 
 export const System = z.strictObject({
@@ -270,6 +394,7 @@ export const Config = z.strictObject({
     .default({ addresses: {}, services: {} }),
   firewall: Firewall.default(() => Firewall.parse({})),
   routes: z.array(Route).max(10_000).default([]),
+  network: Network.default(() => Network.parse({})),
   ids: Ids.default(() => Ids.parse({})),
   snmp: Snmp.default(() => Snmp.parse({})),
   telemetry: Telemetry.default(() => Telemetry.parse({})),

@@ -5,7 +5,9 @@
  */
 import { Config, type InlineService } from './schema.ts';
 import { RampartError, pointer, type Problem } from './errors.ts';
-import { parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from './net.ts';
+import { parseAddress, parseInterfaceAddress, parseList, parsePrefix, type Family, type ParsedList, type Prefix } from './net.ts';
+import { checkNetwork } from '../network/validate.ts';
+import { ruleProblem } from '../ids/rules.ts';
 
 const MAX_PROBLEMS = 200;
 const NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -154,13 +156,13 @@ export function addressFamilies(a: ResolvedAddresses | undefined): Set<Family> {
 }
 
 /** Blocklists parsed during validation, keyed by the validated entries array, so the compiler parses them once. */
-const parsedLists = new WeakMap<readonly string[], Prefix[]>();
+const parsedLists = new WeakMap<readonly string[], ParsedList>();
 
-/** The parsed prefixes of a validated blocklist (parsed now if it did not come through validation). */
-export function parsedBlocklist(entries: readonly string[]): Prefix[] {
+/** The parsed entries of a validated blocklist (parsed now if it did not come through validation). */
+export function parsedBlocklist(entries: readonly string[]): ParsedList {
   let parsed = parsedLists.get(entries);
   if (!parsed) {
-    parsed = entries.map(parsePrefix).filter((x): x is Prefix => !!x);
+    parsed = parseList(entries);
     parsedLists.set(entries, parsed);
   }
   return parsed;
@@ -340,13 +342,10 @@ function crossCheck(c: Config): Problem[] {
   c.firewall.blocklists.forEach((b, i) => {
     if (lists.has(b.name)) p.add(['firewall', 'blocklists', i, 'name'], `duplicate blocklist "${b.name}"`);
     lists.add(b.name);
-    const parsed: Prefix[] = [];
-    b.entries.forEach((e, j) => {
-      const prefix = parsePrefix(e);
-      if (prefix) parsed.push(prefix);
-      else p.add(['firewall', 'blocklists', i, 'entries', j], 'not an IP address or CIDR');
-    });
-    parsedLists.set(b.entries, parsed);
+    parsedLists.set(
+      b.entries,
+      parseList(b.entries, (j) => p.add(['firewall', 'blocklists', i, 'entries', j], 'not an IP address or CIDR')),
+    );
   });
 
   const al = c.firewall.antiLockout;
@@ -373,11 +372,27 @@ function crossCheck(c: Config): Problem[] {
   c.ids.autoBlock?.allowlist.forEach((a, j) => {
     if (!Object.hasOwn(addrObjects, a) && !parsePrefix(a)) p.add(['ids', 'autoBlock', 'allowlist', j], 'not an IP address or object name');
   });
+  // IDS rules and their knobs (services/ids/rules.ts): nothing unchecked reaches the rules or threshold files.
+  c.ids.localRules.forEach((r, j) => {
+    const why = ruleProblem(r);
+    if (why) p.add(['ids', 'localRules', j], why);
+  });
+  c.ids.ruleFiles.forEach((f, j) => {
+    if (!f || /[\u0000-\u001f]/.test(f)) p.add(['ids', 'ruleFiles', j], 'must be a file path without control characters');
+  });
+  c.ids.sids.enable.forEach((sid, j) => {
+    if (c.ids.sids.disable.includes(sid)) p.add(['ids', 'sids', 'enable', j], `sid ${sid} is also disabled`);
+  });
+  c.ids.suppress.forEach((s, i) => s.ip?.forEach((a, j) => {
+    if (!Object.hasOwn(addrObjects, a) && !parsePrefix(a)) p.add(['ids', 'suppress', i, 'ip', j], 'not an IP address or object name');
+  }));
+  if (c.ids.enabled && c.ids.mode === 'ids' && !c.ids.interfaces.length) p.add(['ids', 'interfaces'], 'IDS mode needs at least one interface to watch');
   c.snmp.communities.forEach((cm, i) => checkAddrRefs(['snmp', 'communities', i, 'sources'], cm.sources));
   if (c.sync.enabled) {
     if (!c.sync.broker) p.add(['sync', 'broker'], 'required when sync is enabled');
     else if (!/^mqtts:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^mqtts:\/\/\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(c.sync.broker)) p.add(['sync', 'broker'], 'must be mqtts://host[:port]');
   }
+  checkNetwork(c, (path, message) => p.add(path, message));
   return p.list;
 }
 
