@@ -102,9 +102,18 @@ test('a change moves only the changed addresses; a connection through the firewa
   await waitFor(() => client.out.includes('echo one'), 10_000, 'the first echo');
 
   const monitor = spawnIn(lab.fw, ['ip', 'monitor', 'address']);
-  // The monitor is listening once it reports a marker address added on lo.
-  await run('ip', ['addr', 'add', '127.0.0.42/32', 'dev', 'lo'], { netns: lab.fw });
-  await waitFor(() => monitor.out.includes('127.0.0.42'), 10_000, 'ip monitor to start');
+  // The monitor is listening once it reports a marker address added on lo. It may subscribe only after a first
+  // marker went by, so the marker is added again (removed first) until the monitor has seen one.
+  await waitFor(
+    async () => {
+      if (monitor.out.includes('127.0.0.42')) return true;
+      await run('ip', ['addr', 'del', '127.0.0.42/32', 'dev', 'lo'], { netns: lab.fw, allowFailure: true });
+      await run('ip', ['addr', 'add', '127.0.0.42/32', 'dev', 'lo'], { netns: lab.fw });
+      return false;
+    },
+    10_000,
+    'ip monitor to start',
+  );
   monitor.out = '';
 
   const doc = managed();
