@@ -8,6 +8,7 @@ import { createTwoFilesPatch } from 'diff';
 import { RampartError } from './core/errors.ts';
 import { EventBus } from './core/events.ts';
 import { AlertStore, type AlertInput } from './core/alerts.ts';
+import { parseConfigOnce, runningConfig } from './core/config-cache.ts';
 import { MetricsEndpoint, prometheusText } from './telemetry/prometheus.ts';
 import type { AnomalyEvent } from './telemetry/anomaly.ts';
 import type { Logger } from './core/log.ts';
@@ -277,22 +278,9 @@ export class Daemon {
   /** The running version's document, parsed (undefined when there is none or it no longer parses). */
   private runningConfig(): Config | undefined {
     // Several services ask after each change; a big document is parsed and validated once per version.
-    const meta = this.store.runningVersionMeta();
-    if (!meta) return undefined;
-    if (this.configCache?.version === meta.version && this.configCache.hash === meta.hash) return this.configCache.config;
-    const running = this.store.runningVersion();
-    if (!running) return undefined;
-    let config: Config | undefined;
-    try {
-      config = parseConfig(running.document);
-    } catch {
-      config = undefined;
-    }
-    this.configCache = { version: running.version, hash: running.hash, config };
-    return config;
+    return runningConfig(this.store);
   }
 
-  private configCache?: { version: number; hash: string; config: Config | undefined };
   private refsCache?: { config: Config; refs: ReturnType<Firewall['compile']>['counters'] };
 
   /** Which named counter belongs to which rule, for the running version (compiled once per version). */
@@ -323,7 +311,7 @@ export class Daemon {
     let cfg: any;
     try {
       const running = this.store.runningVersion();
-      cfg = running ? parseConfig(running.document).telemetry : undefined;
+      cfg = running ? runningConfig(this.store)?.telemetry : undefined;
     } catch (err) {
       this.log.warn({ err: String(err) }, 'telemetry: running configuration unreadable, defaults used');
     }
@@ -422,7 +410,7 @@ export class Daemon {
         const document = documentParam(p);
         const plan = await this.firewall.plan(document);
         // The network operations apply would run (and the devices it would miss), beside the ruleset diff.
-        const network = await this.network.plan(parseConfig(document)).catch((err) => {
+        const network = await this.network.plan(parseConfigOnce(document)).catch((err) => {
           plan.problems.push(...RampartError.from(err).problems);
           return undefined;
         });

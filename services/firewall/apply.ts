@@ -6,6 +6,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
 import { parseConfig, type RuntimeEnv } from '../core/validate.ts';
+import { parseConfigOnce, rememberVersionConfig, runningConfig } from '../core/config-cache.ts';
 import type { Config } from '../core/schema.ts';
 import { prepareDocument, type PreparedDocument, type Store, type VersionRecord, type VersionSource } from '../core/store.ts';
 import type { Host } from '../host/exec.ts';
@@ -189,7 +190,7 @@ export class Firewall {
       const pending = this.store.pendingVersion();
       if (pending) throw new RampartError('conflict', `version ${pending.version} is waiting for confirmation: confirm or roll it back first`);
       const t0 = performance.now();
-      const config = parseConfig(req.document);
+      const config = parseConfigOnce(req.document);
       const t1 = performance.now();
       const compiled = this.compile(config);
       const t2 = performance.now();
@@ -219,6 +220,8 @@ export class Firewall {
         if (previous && !confirm) this.store.updateVersion(previous.version, { state: 'superseded' });
         return this.store.getVersionMeta(v.version)!;
       })();
+      // Every service that follows the running version finds it parsed already.
+      rememberVersionConfig(rec.version, rec.hash, config);
       if (confirm) this.armConfirm(rec);
       const ms = (a: number, b: number) => Math.round(b - a);
       const t4 = performance.now();
@@ -267,10 +270,11 @@ export class Firewall {
 
   /** What apply would change: config diff, ruleset diff, and nft's verdict on the new script (`nft -c`). */
   async plan(document: unknown): Promise<PlanResult> {
-    const config = parseConfig(document);
+    const config = parseConfigOnce(document);
     const compiled = this.compile(config);
     const running = this.store.runningVersion();
-    const before = running ? this.compile(parseConfig(running.document)).script : '';
+    const runningDoc = running && runningConfig(this.store);
+    const before = runningDoc ? this.compile(runningDoc).script : '';
     const check = await this.host.nft(compiled.script, { check: true, allowFailure: true });
     return {
       running: running?.version,

@@ -11,7 +11,7 @@ import { RampartError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/exec.ts';
 import { SerialQueue } from '../core/serial.ts';
-import { parseConfig } from '../core/validate.ts';
+import { parseConfigOnce } from '../core/config-cache.ts';
 import { desiredState, planNetwork, planSysctls, routerSysctls, type NetOp, type RunningState } from './plan.ts';
 import { readRunningState, readSysctls, runOps, writeSysctls } from './apply.ts';
 import { deviceProblems } from './validate.ts';
@@ -199,7 +199,7 @@ export class NetworkService {
   async around<T>(document: unknown, fallback: () => Config | undefined, next: () => Promise<T>): Promise<T> {
     let config: Config;
     try {
-      config = parseConfig(document);
+      config = parseConfigOnce(document);
     } catch {
       return next();
     }

@@ -12,7 +12,7 @@ import type { EventBus } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
 import type { Config } from '../core/schema.ts';
 import type { Store } from '../core/store.ts';
-import { parseConfig } from '../core/validate.ts';
+import { runningConfig } from '../core/config-cache.ts';
 import type { CounterRef } from '../firewall/compile.ts';
 import { readCounters } from '../firewall/counters.ts';
 import type { Host } from '../host/exec.ts';
@@ -300,15 +300,13 @@ export class SnmpService {
     if (!meta) return undefined;
     if (this.parsed?.version === meta.version) return this.parsed.config;
     if (!this.enabledIn(meta.version)) return undefined;
-    try {
-      const rec = this.opts.store.getVersion(meta.version);
-      const config = parseConfig(rec?.document);
-      this.parsed = { version: meta.version, config };
-      return config;
-    } catch (err) {
-      this.opts.log.warn({ err: String(err) }, 'snmp: running configuration unreadable');
+    const config = runningConfig(this.opts.store);
+    if (!config) {
+      this.opts.log.warn('snmp: running configuration unreadable');
       return undefined;
     }
+    this.parsed = { version: meta.version, config };
+    return config;
   }
 
   private async readRuleCounters(config: Config | undefined): Promise<{ rules: Record<string, { packets: number; bytes: number }> } | undefined> {

@@ -14,7 +14,7 @@ import type { EventBus } from '../core/events.ts';
 import { AlertStore } from '../core/alerts.ts';
 import { RampartError } from '../core/errors.ts';
 import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
-import { parseConfig } from '../core/validate.ts';
+import { runningConfig } from '../core/config-cache.ts';
 import { SerialQueue } from '../core/serial.ts';
 import { Channel, type ChannelOptions } from './channel.ts';
 import { Refusal, verifyCommand, verifyDesired, type CommandPayload, type SigningKey } from './envelope.ts';
@@ -115,8 +115,7 @@ export class SyncService {
   private readSettings(): SyncSettings {
     let cfg: any = {};
     try {
-      const running = this.opts.store.runningVersion();
-      cfg = running ? parseConfig(running.document).sync : {};
+      cfg = runningConfig(this.opts.store)?.sync ?? {};
     } catch (err) {
       this.opts.log.warn({ err: String(err) }, 'sync: running configuration unreadable, defaults used');
     }
