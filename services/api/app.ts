@@ -140,6 +140,19 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/** The headers every response carries (and `Cache-Control: no-store` unless the route says otherwise). */
+export function securityHeaders(tls: boolean): [string, string][] {
+  return [
+    ['Content-Security-Policy', CSP],
+    ['X-Content-Type-Options', 'nosniff'],
+    ['Referrer-Policy', 'no-referrer'],
+    ['X-Frame-Options', 'DENY'],
+    ['Cross-Origin-Opener-Policy', 'same-origin'],
+    ['Cross-Origin-Resource-Policy', 'same-origin'],
+    ...(tls ? ([['Strict-Transport-Security', 'max-age=31536000']] as [string, string][]) : []),
+  ];
+}
+
 /** The error document for any error; the one place where errors become HTTP. */
 export function errorResponse(c: Context, err: unknown, log?: Logger): Response {
   let status: number;
@@ -173,16 +186,11 @@ export function createApp(deps: ApiDeps): Hono & { apiRoutes: readonly AnyRoute[
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = new Hono();
 
+  const security = securityHeaders(tls);
   app.use('*', async (c, next) => {
     await next();
     const h = c.res.headers;
-    h.set('Content-Security-Policy', CSP);
-    h.set('X-Content-Type-Options', 'nosniff');
-    h.set('Referrer-Policy', 'no-referrer');
-    h.set('X-Frame-Options', 'DENY');
-    h.set('Cross-Origin-Opener-Policy', 'same-origin');
-    h.set('Cross-Origin-Resource-Policy', 'same-origin');
-    if (tls) h.set('Strict-Transport-Security', 'max-age=31536000');
+    for (const [k, v] of security) h.set(k, v);
     if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store');
   });
   app.onError((err, c) => errorResponse(c, err, log));

@@ -4,7 +4,9 @@
  * within a deadline.
  */
 import { serve } from '@hono/node-server';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { withFastStatus, type Listener } from './fast-status.ts';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { isIP } from 'node:net';
@@ -83,12 +85,20 @@ export class ApiServer {
     };
     const app = createApp({ ...this.opts.deps, certificates, options: { tls: this.tls, heartbeatMs: this.opts.heartbeatMs } });
     const { host, port } = this.address;
+    const deps = this.opts.deps;
+    const fast = (listener: Listener) => withFastStatus(listener, { auth: deps.auth, status: () => deps.backend.status() as Promise<Record<string, unknown>>, tls: this.tls });
     let server: Server;
     if (this.tls) {
       const { cert, key } = await ensureCertificate(join(dataDir, 'tls'), host, log);
-      server = serve({ fetch: app.fetch, hostname: host, port, createServer: createHttpsServer, serverOptions: { cert, key, minVersion: 'TLSv1.2' } }) as Server;
+      server = serve({
+        fetch: app.fetch,
+        hostname: host,
+        port,
+        createServer: (options: object, listener: Listener) => createHttpsServer(options, fast(listener)),
+        serverOptions: { cert, key, minVersion: 'TLSv1.2' },
+      } as any) as Server;
     } else {
-      server = serve({ fetch: app.fetch, hostname: host, port }) as Server;
+      server = serve({ fetch: app.fetch, hostname: host, port, createServer: (options: object, listener: Listener) => createHttpServer(options, fast(listener)) } as any) as Server;
     }
     server.headersTimeout = 30_000;
     server.requestTimeout = 300_000;

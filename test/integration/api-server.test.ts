@@ -57,6 +57,21 @@ test('loopback: plain HTTP, login, status, apply over the API, and the audit tra
     assert.is(status.headers.get('x-frame-options'), 'DENY');
     const s = await status.json();
     assert.is(s.firewall.state, 'unconfigured');
+    // The polled plain case (answered before the app) and the same request through the app (a query string sends
+    // it there) carry the same headers and, within the status cache's second, the same body.
+    const headersOf = (r: Response) => [...r.headers.entries()].filter(([k]) => !['date', 'content-length', 'keep-alive', 'connection'].includes(k)).sort();
+    await waitFor(
+      async () => {
+        const [fast, viaApp] = await Promise.all([fetch(`${base}/status`, { headers: { cookie } }), fetch(`${base}/status?via=app`, { headers: { cookie } })]);
+        assert.equal(headersOf(fast), headersOf(viaApp));
+        return (await fast.text()) === (await viaApp.text());
+      },
+      10_000,
+      'the same status body both ways',
+    );
+    // Cookies the plain case does not serve still get the app's answers.
+    assert.is((await fetch(`${base}/status`, { headers: { cookie: 'rampart_session=' + 'A'.repeat(43) } })).status, 401);
+    assert.is((await fetch(`${base}/status`, { method: 'HEAD', headers: { cookie } })).status, 200);
     const applied = await fetch(`${base}/config`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ config: { schema: 1 }, message: 'via api' }) });
     assert.is(applied.status, 200, await applied.clone().text());
     assert.is((await applied.json()).source, 'api');

@@ -203,6 +203,21 @@ export function sessionCookie(header: string | null | undefined): string | undef
 /** Checked JSON text of immutable handler results (see RouteSpec.immutableResult). */
 const checkedJson = new WeakMap<object, string>();
 
+/** The JSON text of an immutable result, checked against its schema once and kept with the object. */
+export function immutableJson(schema: z.ZodType, result: object, onMismatch?: (problems: Problem[]) => void): string {
+  let text = checkedJson.get(result);
+  if (text === undefined) {
+    const ok = schema.safeParse(result);
+    if (!ok.success) {
+      onMismatch?.(zodProblems(ok.error));
+      throw new RampartError('internal', 'response does not match its schema');
+    }
+    text = JSON.stringify(ok.data);
+    checkedJson.set(result, text);
+  }
+  return text;
+}
+
 export class Router {
   readonly routes: AnyRoute[] = [];
 
@@ -243,16 +258,9 @@ export class Router {
       const result = await spec.handler({ c, body, query, params, session, sessionId, source, audit: note });
       if (result instanceof Response) return result;
       if (spec.immutableResult && result !== null && typeof result === 'object') {
-        let text = checkedJson.get(result);
-        if (text === undefined) {
-          const ok = spec.response.safeParse(result);
-          if (!ok.success) {
-            log.error({ route: `${spec.method.toUpperCase()} ${spec.path}`, problems: zodProblems(ok.error).slice(0, 5) }, 'response does not match its schema');
-            throw new RampartError('internal', 'response does not match its schema');
-          }
-          text = JSON.stringify(ok.data);
-          checkedJson.set(result, text);
-        }
+        const text = immutableJson(spec.response, result, (problems) =>
+          log.error({ route: `${spec.method.toUpperCase()} ${spec.path}`, problems: problems.slice(0, 5) }, 'response does not match its schema'),
+        );
         return c.body(text, spec.status ?? 200, { 'Content-Type': 'application/json' });
       }
       const checked = spec.response.safeParse(result);
