@@ -96,8 +96,10 @@ export async function idsBlockLatencyBench(ctx: BenchContext): Promise<Result> {
       const seenBase = mon.wait(addr);
       const t1 = performance.now();
       const nft = spawn('ip', ['netns', 'exec', ctx.lab.fw, 'nft', 'add', 'element', 'inet', 'rampart_blocks', 'b4h', `{ ${addr} timeout 1s }`], { stdio: 'ignore' });
+      // Listen for the exit now: the process may well be gone by the time the monitor has reported the element.
+      const exited = new Promise((r) => nft.once('exit', r));
       base.push((await seenBase) - t1);
-      await new Promise((r) => nft.once('exit', r));
+      await exited;
       await sleep(20);
     }
     const v = median(value);
