@@ -6,7 +6,7 @@
  * communities and user names cannot be probed. The one exception is the v3 engine discovery (empty engine id and
  * user, no authentication), which must be answered with a report for any v3 manager to work.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { contains, parseAddress, parsePrefix, type Prefix } from '../core/net.ts';
 import { PDU, type SnmpHeader } from './ber.ts';
 
@@ -85,4 +85,36 @@ export function decide(h: SnmpHeader, source: string, policy: AccessPolicy): Ver
     return { ok: false, reason: 'outside the time window' };
   }
   return { ok: true, kind: 'request' };
+}
+
+export interface ListenAddress {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** "ADDR", "ADDR:PORT", "[V6]:PORT" or "V6" → a listen address (default port 161); undefined when invalid. */
+export function parseListenAddress(s: string): ListenAddress | undefined {
+  let host = s;
+  let port = 161;
+  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(s);
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s);
+  if (v6) {
+    host = v6[1];
+    if (v6[2]) port = Number(v6[2]);
+  } else if (v4) {
+    host = v4[1];
+    if (v4[2]) port = Number(v4[2]);
+  } else if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(':')) return undefined;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  if (host.includes(':')) return /^[0-9a-fA-F:.]+$/.test(host) ? { address: host, port, family: 6 } : undefined;
+  return host.split('.').every((o) => Number(o) <= 255 && String(Number(o)) === o) ? { address: host, port, family: 4 } : undefined;
+}
+
+/** RFC 3411 engine id: the enterprise number with the top bit set, format 5 (octets), 8 random octets. */
+export function newEngineId(enterprise = 32473): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE((0x80000000 | enterprise) >>> 0, 0);
+  head[4] = 5;
+  return Buffer.concat([head, randomBytes(8)]);
 }

@@ -4,20 +4,22 @@
  * from it with binary searches, so a bulk walk costs no I/O and no tree walk. The values use the agent library's
  * object types; Counter64 values are minimal big-endian byte strings (the library writes them as they are).
  */
-import snmp from 'net-snmp';
-
+/**
+ * The SMI types as their BER tags (RFC 2578, RFC 3416), the numbers the agent library uses for its object types;
+ * kept here so the daemon loads the library only when the agent runs (a test holds the two to the same values).
+ */
 export const T = {
-  Integer: snmp.ObjectType.Integer as number,
-  OctetString: snmp.ObjectType.OctetString as number,
-  OID: snmp.ObjectType.OID as number,
-  IpAddress: snmp.ObjectType.IpAddress as number,
-  Counter32: snmp.ObjectType.Counter32 as number,
-  Gauge32: snmp.ObjectType.Gauge32 as number,
-  TimeTicks: snmp.ObjectType.TimeTicks as number,
-  Counter64: snmp.ObjectType.Counter64 as number,
-  NoSuchObject: snmp.ObjectType.NoSuchObject as number,
-  NoSuchInstance: snmp.ObjectType.NoSuchInstance as number,
-  EndOfMibView: snmp.ObjectType.EndOfMibView as number,
+  Integer: 0x02,
+  OctetString: 0x04,
+  OID: 0x06,
+  IpAddress: 0x40,
+  Counter32: 0x41,
+  Gauge32: 0x42,
+  TimeTicks: 0x43,
+  Counter64: 0x46,
+  NoSuchObject: 0x80,
+  NoSuchInstance: 0x81,
+  EndOfMibView: 0x82,
 };
 
 export interface Instance {

@@ -17,8 +17,9 @@ import type { CounterRef } from '../firewall/compile.ts';
 import { readCounters } from '../firewall/counters.ts';
 import type { Host } from '../host/exec.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
-import { parseSources } from './access.ts';
-import { SnmpAgent, newEngineId, parseListenAddress, type ListenAddress, type UsmUser } from './agent.ts';
+import { newEngineId, parseListenAddress, parseSources, type ListenAddress } from './access.ts';
+// The agent and the notifier load net-snmp: imported when the agent starts, not with the daemon.
+import type { SnmpAgent, UsmUser } from './agent.ts';
 import { LinkReader } from './links.ts';
 import { MibView, T, type Instance, type Varbind } from './mib-store.ts';
 import { CpuLoad, hostInstances, parsePerCpu, type StorageRow } from './mibs/host-resources.ts';
@@ -26,7 +27,7 @@ import { ifMibInstances, linkType, operStatus, type IfRow } from './mibs/if-mib.
 import { OIDS, RAMPART, RAMPART_APPLIANCE, rampartInstances, syncStateOf, type RuleRow } from './mibs/rampart.ts';
 import { systemInstances } from './mibs/system.ts';
 import { ucdInstances } from './mibs/ucd.ts';
-import { Notifier, type NotifyTarget } from './notify.ts';
+import type { Notifier, NotifyTarget } from './notify.ts';
 
 export interface SnmpServiceOptions {
   store: Store;
@@ -243,6 +244,7 @@ export class SnmpService {
     }
     const boots = Math.min(2 ** 31 - 1, Number(store.getMeta(ENGINE_BOOTS_KEY) ?? 0) + 1);
     store.setMeta(ENGINE_BOOTS_KEY, String(boots));
+    const [{ SnmpAgent }, { Notifier }] = await Promise.all([import('./agent.ts'), import('./notify.ts')]);
     const agent = new SnmpAgent({
       listen: settings.listen,
       engineId,

@@ -16,7 +16,8 @@ import { RampartError } from '../core/errors.ts';
 import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
 import { runningConfig } from '../core/config-cache.ts';
 import { SerialQueue } from '../core/serial.ts';
-import { Channel, type ChannelOptions } from './channel.ts';
+// The channel loads mqtt: imported when sync starts, not with the daemon.
+import type { Channel, ChannelOptions } from './channel.ts';
 import { Refusal, verifyCommand, verifyDesired, type CommandPayload, type SigningKey } from './envelope.ts';
 import { installBundle, loadBundle, signingKeys, type Bundle } from './enroll.ts';
 import { Outbox, PRIORITIES, type OutboxLimits } from './outbox.ts';
@@ -146,7 +147,11 @@ export class SyncService {
   }
 
   /** Start when enrolled and enabled; otherwise stay idle with a state saying why. */
+  /** Counts starts and stops, so a start that awaited its module knows whether a stop came in between. */
+  private generation = 0;
+
   async start(): Promise<void> {
+    const generation = ++this.generation;
     this.settings = this.readSettings();
     this.outbox.setLimits(this.settings.limits);
     if (this.offs.length === 0 && this.opts.events) {
@@ -170,6 +175,8 @@ export class SyncService {
     this.recoverPending();
     // A big history is taken in chunks (here and then by the 1 s timer), never blocking the start for long.
     this.outbox.catchUp(this.alerts, 50_000);
+    const { Channel } = await import('./channel.ts');
+    if (generation !== this.generation || this.channel) return; // stopped or started again meanwhile
     this.channel = new Channel(
       { broker: this.activeBroker, tenant: this.bundle.tenant, device: this.bundle.deviceId, ca: this.bundle.ca, cert: this.bundle.cert, key: this.bundle.key },
       { onConnect: (sp) => this.onConnect(sp), onLost: (r) => this.onLost(r), onMessage: (t, p) => this.onMessage(t, p) },
@@ -198,6 +205,7 @@ export class SyncService {
   }
 
   async stop(): Promise<void> {
+    this.generation++;
     for (const off of this.offs) off();
     this.offs = [];
     for (const t of this.timers) clearInterval(t);

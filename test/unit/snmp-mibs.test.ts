@@ -17,6 +17,12 @@ import { parseLinks, parseSpeeds } from '../../services/snmp/links.ts';
 import { snmpSettings } from '../../services/snmp/service.ts';
 import { parseConfig, validateConfig } from '../../services/core/validate.ts';
 import { labConfig, ROOT } from '../helpers/daemon.ts';
+import snmp from 'net-snmp';
+
+test('the SMI type numbers are the agent library\'s', () => {
+  const lib = snmp.ObjectType as Record<string, number>;
+  for (const [name, value] of Object.entries(T)) assert.is(value, lib[name], name);
+});
 
 test('Counter64: minimal big-endian bytes, a leading zero when the top bit is set', () => {
   assert.is(counter64Bytes(0).toString('hex'), '00');
