@@ -32,9 +32,15 @@ function toBig(v: number | bigint): bigint | undefined {
  * (exact beyond 2^53) or numbers.
  */
 export function counterDelta(prev: number | bigint, cur: number | bigint, seconds: number, opts: CounterOptions = {}): DeltaResult {
+  const bits = opts.bits ?? 64;
+  // The common case in plain numbers: both readings exact, the counter went up, no wrap possible to consider.
+  if (typeof prev === 'number' && typeof cur === 'number' && Number.isSafeInteger(prev) && Number.isSafeInteger(cur) && prev >= 0 && cur >= prev && (bits === 64 || cur < 2 ** 32)) {
+    const delta = cur - prev;
+    if (opts.maxRate !== undefined && seconds > 0 && delta > opts.maxRate * seconds) return { ok: false, reason: 'reset' };
+    return { ok: true, delta, wrapped: false };
+  }
   const p = toBig(prev);
   const c = toBig(cur);
-  const bits = opts.bits ?? 64;
   const mod = MOD[bits];
   if (p === undefined || c === undefined || p >= mod || c >= mod) return { ok: false, reason: 'invalid' };
   if (c >= p) {
@@ -89,7 +95,7 @@ export class RateTracker {
 
   result(key: string, reading: CounterReading, opts?: CounterOptions): RateResult {
     const prev = this.last.get(key);
-    const r = counterRate(prev, reading, { ...this.defaults, ...opts });
+    const r = counterRate(prev, reading, opts ? { ...this.defaults, ...opts } : this.defaults);
     if (!r.ok && (r.reason === 'reset' || r.reason === 'instance')) this.resets++;
     // A clock that did not advance keeps the older reading, so the next interval still spans real time.
     if (r.ok || r.reason !== 'clock') this.last.set(key, { ...reading });

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { counterDelta, counterRate, RateTracker } from '../../services/telemetry/rates.ts';
+import fc from 'fast-check';
 import { derivePoints, parseConntrack, parseIpLinkStats, parseLoadavg, parseMeminfo, parseProcStat, parseUptime, type Sample } from '../../services/telemetry/collectors.ts';
 
 const TWO32 = 2 ** 32;
@@ -165,6 +166,17 @@ test('derivePoints: the new-connection counter gives conntrack.new_rate; a rules
   assert.not.ok(b.has('conntrack.new_rate'), 'counter recreated by an apply: that interval has no rate');
   const c = new Map(derivePoints(undefined, at(30_000, 2, 710), t).map((p) => [p.metric, p.value]));
   assert.is(c.get('conntrack.new_rate'), 1);
+});
+
+test('counterDelta: plain numbers give exactly what the bigint path gives', () => {
+  const value = fc.oneof(fc.nat({ max: 2 ** 32 + 5 }), fc.maxSafeNat());
+  fc.assert(
+    fc.property(value, value, fc.constantFrom<32 | 64>(32, 64), fc.option(fc.integer({ min: 1, max: 1e9 })), (prev, cur, bits, maxRate) => {
+      const opts = { bits, ...(maxRate === null ? {} : { maxRate }) };
+      assert.equal(counterDelta(prev, cur, 10, opts), counterDelta(BigInt(prev), BigInt(cur), 10, opts), `${prev} → ${cur} (${bits} bits)`);
+    }),
+    { numRuns: 3000, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
+  );
 });
 
 test.run();
