@@ -11,7 +11,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 import { run } from '../../services/host/exec.ts';
-import { labConfig, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+import { labConfig, ROOT, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startLab, type Lab } from '../helpers/lab.ts';
 import { apiLogin as login, freePort, launchBrowser, nav as go, until, type Browser } from './browser.ts';
 import { ensureUiBuilt } from './ui-build.ts';
@@ -327,6 +330,40 @@ test('the other pages render (screenshots)', async () => {
     assert.ok(overflow <= 0, `${title} fits 768 px (overflow ${overflow} px)`);
   }
   await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+test('system: an administrator installs an MSSP enrollment bundle; a broken one is refused and changes nothing', async () => {
+  // A real bundle from the reference MSSP tool (its CA, the device certificate and key).
+  const home = mkdtempSync(join(tmpdir(), 'rampart-e2e-mssp-'));
+  const mssp = join(ROOT, 'bin/rampart-mssp');
+  try {
+    await run(mssp, ['--home', join(home, 'm'), 'init', '--broker', 'mqtts://127.0.0.1:8883']);
+    const bundle = (await run(mssp, ['--home', join(home, 'm'), 'enroll', '--tenant', 'lab', '--device', 'fw'])).stdout;
+    const good = join(home, 'fw.json');
+    const broken = join(home, 'broken.json');
+    writeFileSync(good, bundle);
+    writeFileSync(broken, JSON.stringify({ ...JSON.parse(bundle), key: 'not a private key' }));
+    const api = await apiLogin('admin', NEW_PASSWORD);
+    assert.is((await api('GET', '/sync')).body.state, 'not_enrolled');
+    await nav('System');
+    const form = page.getByTestId('enroll-form');
+    await form.locator('#bundle-file').setInputFiles(broken);
+    browser!.expectedRefusals.push({ path: '/api/v1/sync/enroll', status: 422 }); // the deliberate refusal
+    await form.getByRole('button', { name: 'Enroll', exact: true }).click();
+    await page.getByTestId('enroll-error').waitFor();
+    browser!.expectedRefusals.pop();
+    assert.is((await api('GET', '/sync')).body.state, 'not_enrolled', 'a refused bundle changes nothing');
+    await form.locator('#bundle-file').setInputFiles(good);
+    await form.getByRole('button', { name: 'Enroll', exact: true }).click();
+    await page.getByTestId('enroll-result').waitFor();
+    assert.match((await page.getByTestId('enroll-result').textContent()) ?? '', /Enrolled as lab\/fw with mqtts:\/\/127\.0\.0\.1:8883/);
+    // The lab configuration has sync off: enrolled, but the channel stays down until a config turns it on.
+    const s = (await api('GET', '/sync')).body;
+    assert.is(s.state, 'disabled');
+    await shot('system-enrolled');
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
 
 test('a viewer sees no mutating controls, and the API refuses them anyway', async () => {
