@@ -45,17 +45,7 @@ function clean(value: unknown, max: number): string {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-interface AuditRow {
-  id: number;
-  at: number;
-  username: string | null;
-  role: string | null;
-  source: string;
-  action: string;
-  target: string;
-  result: string;
-  detail: string;
-}
+type AuditRow = Omit<AuditEntry, 'result'> & { result: string };
 
 export class AuditLog {
   private insert?: { db: Database; stmt: Statement };

@@ -8,6 +8,7 @@ import { isIP, createConnection, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { AlertRecord } from '../core/alerts.ts';
 import type { Logger } from '../core/log.ts';
+import type { AuditEntry } from '../api/audit.ts';
 
 export interface SyslogTarget {
   host: string;
@@ -78,17 +79,8 @@ export function formatAlert(a: AlertRecord, facility: number, hostname: string):
   });
 }
 
-export interface AuditLike {
-  id: number;
-  at: number;
-  username: string | null;
-  role: string | null;
-  source: string;
-  action: string;
-  target: string;
-  result: string;
-  detail: string;
-}
+/** An audit entry as the audit table holds it (the result as stored text). */
+export type AuditLike = Omit<AuditEntry, 'result'> & { result: string };
 
 export function formatAudit(e: AuditLike, facility: number, hostname: string): string {
   return formatSyslog({

@@ -5,11 +5,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Page } from 'playwright-core';
 import { run } from '../../services/host/exec.ts';
 import { labConfig, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
+import { startWeb } from '../helpers/lab-web.ts';
 import { apiLogin, freePort, launchBrowser, nav, until, type ApiCall, type Browser } from './browser.ts';
 import { ensureUiBuilt } from './ui-build.ts';
 
@@ -27,16 +28,6 @@ let base = '';
 let api: ApiCall;
 
 /** A web server on the lan host (port 80, reached from wan through the lab's port forward 198.51.100.1:8080). */
-async function startWeb(netns: string): Promise<ChildProcess> {
-  const code = `require('http').createServer((q, s) => s.end('ok\\n')).listen(80, () => console.log('listening'))`;
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (b) => String(b).includes('listening') && resolve());
-    child.once('exit', (c) => reject(new Error(`web server exited with ${c}`)));
-  });
-  return child;
-}
-
 /** GET from the wan host through the port forward: did it answer? */
 async function fromWan(path: string): Promise<boolean> {
   const r = await run('curl', ['-s', '-o', '/dev/null', '-m', '2', `http://198.51.100.1:8080${path}`], { netns: lab!.wan, timeoutMs: 10_000, allowFailure: true });

@@ -9,10 +9,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execa } from 'execa';
+import type { ChildProcess } from 'node:child_process';
 import { startDaemon, labConfig, waitFor, type TestDaemon } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
+import { cliJson, getFromWan, startWeb } from '../helpers/lab-web.ts';
 
 const WAN_HOST = '198.51.100.20';
 const ATTACK_SID = 9000001;
@@ -39,27 +39,9 @@ function config(extra: { allowlist?: string[]; localRules?: string[] } = {}): an
 }
 
 /** A web server on the lan host (port 80, behind the lab's port forward 198.51.100.1:8080). */
-async function startWeb(netns: string): Promise<ChildProcess> {
-  const code = `require('http').createServer((q, s) => s.end('ok ' + q.url + '\\n')).listen(80, () => console.log('listening'))`;
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (b) => String(b).includes('listening') && resolve());
-    child.once('exit', (c) => reject(new Error(`web server exited with ${c}`)));
-  });
-  return child;
-}
-
 /** GET from the wan host through the port forward; the body, or undefined when the connection fails. */
-async function get(path: string, timeoutS = 2): Promise<string | undefined> {
-  const r = await execa('ip', ['netns', 'exec', lab!.wan, 'curl', '-s', '-m', String(timeoutS), `http://198.51.100.1:8080${path}`], { reject: false });
-  return r.exitCode === 0 ? String(r.stdout).trim() : undefined;
-}
-
-async function json(args: string[]): Promise<any> {
-  const r = await d!.cli([...args, '--json']);
-  assert.is(r.code, 0, `rampart ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
+const get = (path: string, timeoutS = 2) => getFromWan(lab!.wan, path, timeoutS);
+const json = (args: string[]) => cliJson(d!, args);
 
 test.before(async () => {
   lab = await startLab();

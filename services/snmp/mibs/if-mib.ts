@@ -5,6 +5,7 @@
  * packets and the multicast/broadcast columns are not served.
  */
 import { c32, c64, g32, int, str, ticks, type Instance } from '../mib-store.ts';
+import type { InterfaceCounters } from '../../telemetry/collectors.ts';
 
 export const IF_NUMBER = '1.3.6.1.2.1.2.1.0';
 export const IF_ENTRY = '1.3.6.1.2.1.2.2.1';
@@ -28,16 +29,7 @@ export interface IfRow {
   connector: boolean;
   /** sysUpTime (hundredths) when the operational state last changed. */
   lastChange: number;
-  counters?: {
-    rxBytes: number;
-    rxPackets: number;
-    rxErrors: number;
-    rxDropped: number;
-    txBytes: number;
-    txPackets: number;
-    txErrors: number;
-    txDropped: number;
-  };
+  counters?: Omit<InterfaceCounters, 'ifindex' | 'name' | 'up'>;
 }
 
 export function linkType(kernel: string | undefined, name: string): number {
