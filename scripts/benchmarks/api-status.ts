@@ -12,11 +12,11 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { labDoc } from './configs.ts';
 import { BIN, ROOT, median, mustRun, removeTempDir, round, sleep, tempDir, trackPid, traceChildren, untrackPid, type Result } from './lib.ts';
 import type { BenchContext } from './run.ts';
+import { freePort } from '../../test/helpers/ports.ts';
 
 const CONNECTIONS = 100;
 const MEASURE_SECONDS = 5;
@@ -68,18 +68,6 @@ async function load(url: string, seconds: number, headers: Record<string, string
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
   };
-}
-
-/** A free TCP port on 127.0.0.1 (asked from the kernel, then released for the server that will use it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 async function poll(cond: () => Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {

@@ -9,26 +9,18 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { callDaemon } from '../../services/control.ts';
 import { labDoc } from './configs.ts';
 import { BIN, ROOT, median, mustRun, removeTempDir, round, sleep, tempDir, timed, trackPid, untrackPid, type Result } from './lib.ts';
 import type { BenchContext } from './run.ts';
+import { freeUdpPort } from '../../test/helpers/ports.ts';
 
 const PAIRS = 31;
 const TARGET = { maxRatio: 1.5 };
 const COMMUNITY = 'bench-ro';
 const WALK_OIDS = ['1.3.6.1.2.1.2.2', '1.3.6.1.2.1.31.1.1'];
 const GET_SECONDS = 3;
-
-function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  return new Promise((res) => s.bind(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => res(p));
-  }));
-}
 
 /** A process started in the namespace, tracked by PID, ended by PID. */
 function startIn(netns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): { child: ChildProcess; logs: () => string; stop: () => Promise<void> } {

@@ -14,13 +14,13 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { labDoc } from './configs.ts';
 import { BIN, ROOT, median, removeTempDir, round, sleep, tempDir, trackPid, untrackPid, type Result } from './lib.ts';
 import type { BenchContext } from './run.ts';
+import { freePort } from '../../test/helpers/ports.ts';
 
 const MAX_JS_KB = 150;
 const MAX_TTI_MS = 1000;
@@ -62,17 +62,6 @@ export async function webuiJsBench(_ctx: BenchContext): Promise<Result> {
     unit: 'KB gzip',
     details: { files: sizes, baselineIs: 'uPlot.iife.min.js gzip -9', cssKbGzip: css ? round(gzipKb(readFileSync(join(DIST, css.slice(1)))), 1) : null },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export async function webuiTtiBench(ctx: BenchContext): Promise<Result> {

@@ -4,11 +4,12 @@
  * test-artifacts/e2e/, a free loopback port for the daemon, and a small API client for the ground truth.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT, waitFor } from '../helpers/daemon.ts';
+import { freePort } from '../helpers/ports.ts';
+export { freePort };
 
 export const ARTIFACTS = join(ROOT, 'test-artifacts/e2e');
 
@@ -70,17 +71,6 @@ export async function launchBrowser(): Promise<Browser> {
       rmSync(profile, { recursive: true, force: true });
     },
   };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export type ApiCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
