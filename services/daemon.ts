@@ -179,20 +179,20 @@ export class Daemon {
       netns: opts.netns,
       log: opts.log.child({ svc: 'snmp' }),
       refreshMs: opts.telemetryIntervalMs,
-      counters: { host: this.host, refs: (c) => this.firewall.compile(c).counters },
+      ruleCounters: () => this.telemetry.latestSample()?.rules?.counters,
       sync: () => {
         const s = this.sync.status() as { state?: unknown; outbox?: { rows?: unknown } };
         return { state: typeof s.state === 'string' ? s.state : undefined, outbox: Number(s.outbox?.rows) };
       },
     });
     // Prometheus exposition (GET /metrics), on when the running config names a token.
+    // Figures of the latest telemetry sample (interfaces and per-rule counters of the same reading).
     this.metrics = new MetricsEndpoint(async () =>
       prometheusText({
         sample: this.telemetry.latestSample(),
         configVersion: this.store.runningVersionMeta()?.version ?? null,
         blocks: this.store.countBlocks(),
         alerts: Object.entries(this.alerts.countsBySeverity()).map(([severity, count]) => ({ kind: 'all', severity: Number(severity), count })),
-        rules: ((await handlers.counters({}, { peer: 'metrics' })) as { rules?: Record<string, { packets: number; bytes: number }> }).rules,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       }),
     );

@@ -13,9 +13,6 @@ import type { Logger } from '../core/log.ts';
 import type { Config } from '../core/schema.ts';
 import type { Store } from '../core/store.ts';
 import { runningConfig } from '../core/config-cache.ts';
-import type { CounterRef } from '../firewall/compile.ts';
-import { readCounters } from '../firewall/counters.ts';
-import type { Host } from '../host/exec.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { newEngineId, parseListenAddress, parseSources, type ListenAddress } from './access.ts';
 // The agent and the notifier load net-snmp: imported when the agent starts, not with the daemon.
@@ -36,9 +33,11 @@ export interface SnmpServiceOptions {
   log: Logger;
   /** Network namespace of the firewall (interfaces are read there; the agent listens here). */
   netns?: string;
-  /** Where the per-rule counters are read (the firewall namespace) and the counter names of a configuration's
-   * ruleset (the firewall compiler's; computed once per running version). */
-  counters?: { host: Host; refs: (config: Config) => Record<string, CounterRef> };
+  /**
+   * The per-rule counters (by rule id) of the latest telemetry sample: the collection cycle reads them anyway, so the
+   * agent serves them as it serves the interface counters, without a reading of its own.
+   */
+  ruleCounters?: () => Record<string, { packets: number; bytes: number }> | undefined;
   /** The sync channel's state and outbox depth (rows waiting), read at each refresh. */
   sync?: () => { state?: string; outbox?: number };
   /** How often the served figures are rebuilt (default 10 s, the default telemetry interval). */
@@ -112,7 +111,7 @@ export class SnmpService {
   private readonly cpu = new CpuLoad();
   private cpuNames: string[] = [];
   private lastOper = new Map<string, { status: number; at: number }>();
-  private parsed?: { version: number; config: Config; refs?: Record<string, CounterRef> };
+  private parsed?: { version: number; config: Config };
   private alertCounts = { ids: { 1: 0, 2: 0, 3: 0, 4: 0 } as Record<1 | 2 | 3 | 4, number>, anomalies: 0 };
   private openAnomalies = new Set<string>();
   private syncState?: string;
@@ -311,17 +310,9 @@ export class SnmpService {
     return config;
   }
 
-  private async readRuleCounters(config: Config | undefined): Promise<{ rules: Record<string, { packets: number; bytes: number }> } | undefined> {
-    const c = this.opts.counters;
-    const parsed = this.parsed;
-    if (!c || !config || !parsed || parsed.config !== config) return undefined;
-    try {
-      parsed.refs ??= c.refs(config);
-      return await readCounters(c.host, parsed.refs);
-    } catch (err) {
-      this.opts.log.debug({ err: String(err) }, 'snmp: rule counters not read');
-      return undefined;
-    }
+  private ruleCounters(config: Config | undefined): { rules: Record<string, { packets: number; bytes: number }> } | undefined {
+    const rules = config ? this.opts.ruleCounters?.() : undefined;
+    return rules ? { rules } : undefined;
   }
 
   private countStoredAlerts(): void {
@@ -399,7 +390,7 @@ export class SnmpService {
         this.opts.log.debug({ err: String(err) }, 'snmp: links not read');
         return undefined;
       }),
-      this.readRuleCounters(config),
+      this.ruleCounters(config),
       readFile('/proc/stat', 'utf8').catch(() => undefined),
     ]);
     if (!this.cpuNames.length) this.cpuNames = await cpuNames();
