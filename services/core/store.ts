@@ -368,11 +368,6 @@ export class Store {
     return (this.prepare('SELECT b.* FROM json_each(?) AS j JOIN blocks AS b ON b.address = j.value').all(JSON.stringify(addresses)) as any[]).map(toBlock);
   }
 
-  /** Unexpired blocked prefixes (not single addresses). */
-  blockedPrefixes(now = Date.now()): string[] {
-    return (this.prepare("SELECT address FROM blocks WHERE instr(address, '/') > 0 AND (expires_at IS NULL OR expires_at > ?)").all(now) as { address: string }[]).map((r) => r.address);
-  }
-
   deleteBlock(address: string): boolean {
     return this.prepare('DELETE FROM blocks WHERE address = ?').run(address).changes > 0;
   }

@@ -206,14 +206,16 @@ export class Blocks {
     return this.queue.run(async () => {
       const existing = new Map<string, number>();
       const index = this.known();
+      const live = (e: { expiresAt?: number } | undefined) => e !== undefined && (e.expiresAt === undefined || e.expiresAt > now);
       for (const r of records) {
         const e = index.get(r.address);
-        if (e && (e.expiresAt === undefined || e.expiresAt > now)) existing.set(r.address, e.createdAt);
+        if (live(e)) existing.set(r.address, e!.createdAt);
       }
       // Prefixes may not overlap in an interval set: refuse a new prefix that overlaps another blocked prefix.
       const newNets = records.filter((r) => r.set.endsWith('n') && !existing.has(r.address));
       if (newNets.length) {
-        const nets = this.store.blockedPrefixes(now).map((a) => parsePrefix(a)!);
+        const nets: Prefix[] = [];
+        for (const [address, e] of index) if (address.includes('/') && live(e)) nets.push(parsePrefix(address)!);
         records.forEach((rec, i) => {
           if (!rec.set.endsWith('n') || existing.has(rec.address)) return;
           const clash = nets.find((n) => n.text !== rec.address && overlaps(n, rec.prefix));

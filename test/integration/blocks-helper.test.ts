@@ -26,6 +26,21 @@ test.after(async () => {
   await close?.();
 });
 
+test('a prefix that overlaps a blocked prefix is refused with its pointer; once that one goes, it is accepted', async () => {
+  const first = await d.cli(['block', '198.18.0.0/16', '--ttl', '600']);
+  assert.is(first.code, 0, first.stderr);
+  const clash = await d.cli(['block', '198.18.128.0/17']);
+  assert.is(clash.code, 2);
+  assert.match(clash.stderr, /\/0\/address: overlaps the blocked prefix 198\.18\.0\.0\/16/);
+  assert.not.ok(JSON.parse((await d.cli(['blocks', '--json'])).stdout).some((b: any) => b.address === '198.18.128.0/17'));
+  const renew = await d.cli(['block', '198.18.0.0/16', '--ttl', '900']);
+  assert.is(renew.code, 0, `renewing the same prefix is no clash: ${renew.stderr}`);
+  assert.is((await d.cli(['unblock', '198.18.0.0/16'])).code, 0);
+  const after = await d.cli(['block', '198.18.128.0/17', '--ttl', '60']);
+  assert.is(after.code, 0, after.stderr);
+  assert.is((await d.cli(['unblock', '198.18.128.0/17'])).code, 0);
+});
+
 if (!helper) {
   console.log('SKIP blocks-helper: build/bin/rampart-setelem is missing (scripts/bootstrap builds it from libnftnl)');
   test.skip('helper path');
