@@ -190,17 +190,9 @@ export interface User {
   createdAt: number;
 }
 
-export interface AuditEntry {
-  id: number;
-  at: number;
-  username: string | null;
-  role: string | null;
-  source: string;
-  action: string;
-  target: string;
-  result: 'ok' | 'denied' | 'failed' | 'throttled';
-  detail: string;
-}
+// Shapes the daemon defines and sends as they are (types only: nothing of the daemon is bundled).
+export type { AuditEntry } from '../../../services/api/audit.ts';
+export type { LiveFigures as LiveStats } from '../../../services/telemetry/service.ts';
 
 export interface TelemetryResult {
   metric: string;
@@ -209,14 +201,6 @@ export interface TelemetryResult {
   points: { ts: number; min: number; avg: number; max: number }[];
 }
 
-export interface LiveStats {
-  ts: number | null;
-  interfaces: Record<string, Record<string, number | boolean>>;
-  system: Record<string, number>;
-  conntrack: { count: number; max: number } | null;
-  daemon: Record<string, number>;
-  errors: string[];
-}
 
 export interface Alert {
   id: string | number;
