@@ -460,12 +460,10 @@ export class Daemon {
       syncJournal: (p) => this.sync.journalEntries(Number.isInteger(p.limit) ? Math.min(1000, Math.max(1, p.limit)) : 100),
       block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
-        const requests = Array.isArray(p.blocks)
-          ? p.blocks
-          : Array.isArray(p.addresses)
-            ? p.addresses.map((address: unknown) => ({ address, ttlSeconds: p.ttlSeconds, reason: p.reason }))
-            : [p];
-        const recs = await this.blocks.block(requests, typeof p.source === 'string' ? p.source.slice(0, 32) : 'local');
+        const source = typeof p.source === 'string' ? p.source.slice(0, 32) : 'local';
+        const recs = Array.isArray(p.addresses)
+          ? await this.blocks.blockMany(p.addresses, { ttlSeconds: p.ttlSeconds, reason: p.reason }, source)
+          : await this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], source);
         // A bulk caller can ask for a summary instead of every record back.
         return p.brief === true ? { blocked: recs.length, addresses: recs.slice(0, 5).map((r) => r.address) } : recs;
       }),

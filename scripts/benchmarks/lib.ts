@@ -10,7 +10,8 @@ import { callDaemon } from '../../services/control.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/rampart');
-export const LAB_PREFIX = 'bench';
+/** One lab per run (the process id in the prefix), so two runs on one machine never share or tear down each other's lab. */
+export const LAB_PREFIX = `bench${process.pid % 1_000_000}`;
 
 export interface Target {
   /** Upper bound of value/baseline. */

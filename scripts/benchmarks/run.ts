@@ -1,7 +1,7 @@
 /**
  * `npm run bench [NAME...] [--runs N]`: the benchmarks of SPEC §9. Each one measures the product and its baseline
  * side by side in this run (alternating runs, medians), prints one line, and everything goes to bench/results.json.
- * One lab (prefix "bench") is created for the run and always removed, also when the run fails or is interrupted.
+ * One lab (prefix "bench" and the process id) is created for the run and always removed, also when the run fails or is interrupted.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -347,11 +347,18 @@ export class Store {
     // Blocks that share everything but the address (a bulk block) go in as one statement over a JSON array, which
     // spares SQLite one call from JavaScript per row.
     const groups = new Map<string, { b: BlockRecord; addresses: string[] }>();
+    let last: { b: BlockRecord; addresses: string[] } | undefined;
     for (const b of blocks) {
+      const l = last?.b;
+      // Runs of alike records (the usual bulk) skip the key.
+      if (l && l.family === b.family && l.expiresAt === b.expiresAt && l.createdAt === b.createdAt && l.source === b.source && l.reason === b.reason) {
+        last!.addresses.push(b.address);
+        continue;
+      }
       const key = `${b.family}\u0000${b.expiresAt ?? ''}\u0000${b.createdAt}\u0000${b.source}\u0000${b.reason}`;
-      const g = groups.get(key);
-      if (g) g.addresses.push(b.address);
-      else groups.set(key, { b, addresses: [b.address] });
+      last = groups.get(key);
+      if (last) last.addresses.push(b.address);
+      else groups.set(key, (last = { b, addresses: [b.address] }));
     }
     const bulk = this.prepare(
       `INSERT OR REPLACE INTO blocks (address, family, expires_at, reason, source, created_at)

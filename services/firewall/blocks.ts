@@ -6,12 +6,9 @@
  */
 import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
-import { parsePrefix, overlaps, type Prefix } from '../core/net.ts';
+import { parsePrefix, parseV4, overlaps, type Prefix } from '../core/net.ts';
 import type { BlockRecord, Store } from '../core/store.ts';
 import { setelemHelper, type Host } from '../host/exec.ts';
-import { writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
 
@@ -36,6 +33,40 @@ interface BlockedElement {
 function setFor(p: Prefix): SetName {
   const host = p.length === (p.family === 4 ? 32 : 128);
   return `b${p.family}${host ? 'h' : 'n'}` as SetName;
+}
+
+/** The set an already canonical block address belongs to. */
+function setOf(r: { address: string; family: 4 | 6 }): SetName {
+  return `b${r.family}${r.address.includes('/') ? 'n' : 'h'}` as SetName;
+}
+
+/**
+ * The canonical text and family of a block address, or undefined if it is not one. A dotted quad without a prefix
+ * length that the strict IPv4 parser accepts is its own canonical text, so the common case allocates nothing.
+ */
+function canonicalBlock(s: string): { text: string; family: 4 | 6 } | undefined {
+  if (s.length <= 15 && s.indexOf('/') === -1 && s.indexOf(':') === -1) return parseV4(s) >= 0 ? { text: s, family: 4 } : undefined;
+  const p = parsePrefix(s);
+  return p && { text: p.text, family: p.family };
+}
+
+function checkOptions(ttlSeconds: unknown, reason: unknown): { field: string; message: string } | undefined {
+  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > MAX_TTL)) {
+    return { field: 'ttlSeconds', message: `must be an integer from 1 to ${MAX_TTL}` };
+  }
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > 512)) return { field: 'reason', message: 'must be a string of at most 512 characters' };
+  return undefined;
+}
+
+function record(a: { text: string; family: 4 | 6 }, ttlSeconds: number | undefined, reason: string | undefined, source: string, now: number): BlockRecord {
+  const r: BlockRecord = { address: a.text, family: a.family, reason: reason ?? '', source, createdAt: now };
+  if (ttlSeconds) r.expiresAt = now + ttlSeconds * 1000;
+  return r;
+}
+
+/** The helper's timeout field: remaining milliseconds (at least one second), or nothing for a permanent block. */
+function ttlMs(r: BlockRecord, now: number): string {
+  return r.expiresAt === undefined ? '' : ` ${Math.max(1000, r.expiresAt - now)}`;
 }
 
 /** The structure of the blocks table (idempotent), with its chains rewritten. Elements are untouched. */
@@ -76,7 +107,6 @@ function element(b: { address: string; expiresAt?: number }, now: number): strin
   return `${b.address} timeout ${secs}s`;
 }
 
-/** `add element` statements in chunks, one statement per set and chunk. */
 /** `add`/`delete element` statements in chunks, one statement per set and chunk. */
 export function elementStatements(verb: 'add' | 'delete', blocks: { address: string; expiresAt?: number; set?: SetName }[], now: number): string[] {
   const bySet = new Map<SetName, string[]>();
@@ -101,19 +131,19 @@ export class Blocks {
    * already blocked without a query per chunk. Built from the store on first use; changed only inside the queue,
    * together with the store.
    */
-  private index?: Map<string, { createdAt: number; expiresAt?: number }>;
+  private index?: Map<string, { readonly createdAt: number; readonly expiresAt?: number }>;
 
-  private known(): Map<string, { createdAt: number; expiresAt?: number }> {
+  private known(): Map<string, { readonly createdAt: number; readonly expiresAt?: number }> {
     if (!this.index) {
       this.index = new Map();
-      for (const b of this.store.listBlocks(0)) this.index.set(b.address, { createdAt: b.createdAt, expiresAt: b.expiresAt });
+      for (const b of this.store.listBlocks(0)) this.index.set(b.address, b);
     }
     return this.index;
   }
 
   private remember(records: BlockRecord[]): void {
     const index = this.known();
-    for (const r of records) index.set(r.address, { createdAt: r.createdAt, expiresAt: r.expiresAt });
+    for (const r of records) index.set(r.address, r);
   }
 
   constructor(
@@ -174,94 +204,117 @@ export class Blocks {
   async block(requests: BlockRequest[], source = 'local'): Promise<BlockRecord[]> {
     const problems: Problem[] = [];
     const now = Date.now();
-    const records: (BlockRecord & { set: SetName; prefix: Prefix })[] = [];
-    const seen = new Map<string, number>();
-    requests.forEach((r, i) => {
-      const p = r && typeof r.address === 'string' ? parsePrefix(r.address) : undefined;
-      if (!p) return problems.push({ path: `/${i}/address`, message: 'not an IP address or CIDR' });
-      if (r.ttlSeconds !== undefined && (!Number.isInteger(r.ttlSeconds) || r.ttlSeconds < 1 || r.ttlSeconds > MAX_TTL)) {
-        return problems.push({ path: `/${i}/ttlSeconds`, message: `must be an integer from 1 to ${MAX_TTL}` });
+    const batch = new Map<string, BlockRecord>();
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i];
+      const a = r && typeof r.address === 'string' ? canonicalBlock(r.address) : undefined;
+      if (!a) {
+        problems.push({ path: `/${i}/address`, message: 'not an IP address or CIDR' });
+        continue;
       }
-      if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 512)) {
-        return problems.push({ path: `/${i}/reason`, message: 'must be a string of at most 512 characters' });
+      const bad = checkOptions(r.ttlSeconds, r.reason);
+      if (bad) {
+        problems.push({ path: `/${i}/${bad.field}`, message: bad.message });
+        continue;
       }
-      const rec = {
-        address: p.text,
-        family: p.family,
-        ...(r.ttlSeconds ? { expiresAt: now + r.ttlSeconds * 1000 } : {}),
-        reason: r.reason ?? '',
-        source,
-        createdAt: now,
-        set: setFor(p),
-        prefix: p,
-      };
-      const dup = seen.get(rec.address);
-      if (dup !== undefined) records[dup] = rec;
-      else {
-        seen.set(rec.address, records.length);
-        records.push(rec);
-      }
-    });
+      batch.set(a.text, record(a, r.ttlSeconds, r.reason, source, now));
+    }
     if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+    return this.commit(batch, source, now, (address) => `/${requests.findIndex((r) => canonicalBlock(r.address)?.text === address)}/address`);
+  }
+
+  /**
+   * Block many addresses with one TTL and reason: the bulk form (`rampart block -`, a blocklist pushed by the MSSP).
+   * No request object per address; problems point into the list (`/addresses/N`).
+   */
+  async blockMany(addresses: unknown[], opts: { ttlSeconds?: number; reason?: string }, source = 'local'): Promise<BlockRecord[]> {
+    const bad = checkOptions(opts.ttlSeconds, opts.reason);
+    if (bad) throw RampartError.invalid([{ path: `/${bad.field}`, message: bad.message }], 'invalid block request');
+    const problems: Problem[] = [];
+    const now = Date.now();
+    const batch = new Map<string, BlockRecord>();
+    for (let i = 0; i < addresses.length; i++) {
+      const s = addresses[i];
+      const a = typeof s === 'string' ? canonicalBlock(s) : undefined;
+      if (!a) {
+        if (problems.push({ path: `/addresses/${i}`, message: 'not an IP address or CIDR' }) >= 100) break;
+        continue;
+      }
+      batch.set(a.text, record(a, opts.ttlSeconds, opts.reason, source, now));
+    }
+    if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+    return this.commit(batch, source, now, (address) => `/addresses/${addresses.findIndex((s) => typeof s === 'string' && canonicalBlock(s)?.text === address)}`);
+  }
+
+  /** Write a validated batch (address → record, the last request for an address wins) to the kernel and the store. */
+  private commit(batch: Map<string, BlockRecord>, source: string, now: number, pointer: (address: string) => string): Promise<BlockRecord[]> {
     return this.queue.run(async () => {
-      const existing = new Map<string, number>();
+      const problems: Problem[] = [];
       const index = this.known();
-      const live = (e: { expiresAt?: number } | undefined) => e !== undefined && (e.expiresAt === undefined || e.expiresAt > now);
+      const records = [...batch.values()];
+      const fresh: BlockRecord[] = [];
+      const renewed: BlockRecord[] = [];
+      let nets = false;
       for (const r of records) {
         const e = index.get(r.address);
-        if (live(e)) existing.set(r.address, e!.createdAt);
+        if (e !== undefined && (e.expiresAt === undefined || e.expiresAt > now)) {
+          // Renewed: keeps its original creation time, gets the new TTL and reason.
+          r.createdAt = e.createdAt;
+          renewed.push(r);
+        } else {
+          fresh.push(r);
+          if (r.address.includes('/')) nets = true;
+        }
       }
       // Prefixes may not overlap in an interval set: refuse a new prefix that overlaps another blocked prefix.
-      const newNets = records.filter((r) => r.set.endsWith('n') && !existing.has(r.address));
-      if (newNets.length) {
-        const nets: Prefix[] = [];
-        for (const [address, e] of index) if (address.includes('/') && live(e)) nets.push(parsePrefix(address)!);
-        records.forEach((rec, i) => {
-          if (!rec.set.endsWith('n') || existing.has(rec.address)) return;
-          const clash = nets.find((n) => n.text !== rec.address && overlaps(n, rec.prefix));
-          if (clash) problems.push({ path: `/${i}/address`, message: `overlaps the blocked prefix ${clash.text}` });
-          nets.push(rec.prefix);
-        });
+      if (nets) {
+        const live: Prefix[] = [];
+        for (const [address, e] of index) if (address.includes('/') && (e.expiresAt === undefined || e.expiresAt > now)) live.push(parsePrefix(address)!);
+        for (const rec of fresh) {
+          if (!rec.address.includes('/')) continue;
+          const p = parsePrefix(rec.address)!;
+          const clash = live.find((n) => n.text !== rec.address && overlaps(n, p));
+          if (clash) problems.push({ path: pointer(rec.address), message: `overlaps the blocked prefix ${clash.text}` });
+          live.push(p);
+        }
         if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
       }
-      const fresh = records.filter((r) => !existing.has(r.address));
-      const renewed = records.filter((r) => existing.has(r.address));
-      const out: BlockRecord[] = records.map(({ set: _s, prefix: _p, ...r }) => (existing.has(r.address) ? { ...r, createdAt: existing.get(r.address)! } : r));
-      const helper = records.every((r) => r.set.endsWith('h')) ? setelemHelper() : undefined;
-      if (helper) await this.writeThroughHelper(helper, fresh, renewed, out, now);
+      const helper = nets || renewed.some((r) => r.address.includes('/')) ? undefined : setelemHelper();
+      if (helper) await this.writeThroughHelper(helper, fresh, renewed, records, now);
       else {
         // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
+        const el = (list: BlockRecord[]) => list.map((r) => ({ ...r, set: setOf(r) }));
         const script = [
-          ...elementStatements('add', fresh, now),
-          ...elementStatements('add', renewed.map((r) => ({ address: r.address, set: r.set })), now),
-          ...elementStatements('delete', renewed, now),
-          ...elementStatements('add', renewed, now),
+          ...elementStatements('add', el(fresh), now),
+          ...elementStatements('add', renewed.map((r) => ({ address: r.address, set: setOf(r) })), now),
+          ...elementStatements('delete', el(renewed), now),
+          ...elementStatements('add', el(renewed), now),
         ].join('\n');
         if (script) await this.host.nft(script + '\n');
-        this.store.upsertBlocks(out);
+        this.store.upsertBlocks(records);
       }
-      this.remember(out);
-      this.events?.emit('block', { type: 'added', addresses: out.map((r) => r.address), source });
-      return out;
+      this.remember(records);
+      this.events?.emit('block', { type: 'added', addresses: records.map((r) => r.address), source });
+      return records;
     });
   }
 
   /**
-   * Single addresses only: one netlink transaction through rampart-setelem, with the store written while the kernel
-   * works (and put back if the kernel refuses).
+   * Single addresses only: one netlink transaction through rampart-setelem (elements on its stdin), with the store
+   * written while the kernel works (and put back if the kernel refuses).
    */
-  private async writeThroughHelper(helper: string, fresh: BlockedElement[], renewed: BlockedElement[], out: BlockRecord[], now: number): Promise<void> {
-    const ttl = (r: BlockedElement) => (r.expiresAt === undefined ? '' : ` ${Math.max(1000, r.expiresAt - now)}`);
-    const lines: string[] = [];
-    for (const r of fresh) lines.push(`a ${r.set} ${r.address}${ttl(r)}`);
-    for (const r of renewed) lines.push(`a ${r.set} ${r.address}`, `d ${r.set} ${r.address}`, `a ${r.set} ${r.address}${ttl(r)}`);
-    if (!lines.length) return;
-    const file = join(dirname(this.store.path), 'blocks.elements');
-    writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
-    const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true });
-    const before = this.store.getBlocks(renewed.map((r) => r.address));
+  private async writeThroughHelper(helper: string, fresh: BlockRecord[], renewed: BlockRecord[], out: BlockRecord[], now: number): Promise<void> {
+    let input = '';
+    for (const r of fresh) input += `a ${setOf(r)} ${r.address}${ttlMs(r, now)}\n`;
+    for (const r of renewed) {
+      const set = setOf(r);
+      input += `a ${set} ${r.address}\nd ${set} ${r.address}\na ${set} ${r.address}${ttlMs(r, now)}\n`;
+    }
+    if (!input) return;
+    const kernel = this.host.run(helper, ['inet', BLOCK_TABLE], { allowFailure: true, input });
+    const before = renewed.length ? this.store.getBlocks(renewed.map((r) => r.address)) : [];
     this.store.upsertBlocks(out);
-    const res = await kernel.finally(() => rm(file, { force: true }));
+    const res = await kernel;
     if (res.exitCode !== 0) {
       this.store.sql.transaction(() => {
         for (const r of fresh) this.store.deleteBlock(r.address);

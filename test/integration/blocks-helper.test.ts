@@ -31,7 +31,7 @@ test('a prefix that overlaps a blocked prefix is refused with its pointer; once 
   assert.is(first.code, 0, first.stderr);
   const clash = await d.cli(['block', '198.18.128.0/17']);
   assert.is(clash.code, 2);
-  assert.match(clash.stderr, /\/0\/address: overlaps the blocked prefix 198\.18\.0\.0\/16/);
+  assert.match(clash.stderr, /\/addresses\/0: overlaps the blocked prefix 198\.18\.0\.0\/16/);
   assert.not.ok(JSON.parse((await d.cli(['blocks', '--json'])).stdout).some((b: any) => b.address === '198.18.128.0/17'));
   const renew = await d.cli(['block', '198.18.0.0/16', '--ttl', '900']);
   assert.is(renew.code, 0, `renewing the same prefix is no clash: ${renew.stderr}`);
