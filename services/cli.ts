@@ -72,13 +72,17 @@ const OPTIONS = {
 
 type Opts = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
-function readDocumentText(file: string | undefined): string {
+function readDocumentBytes(file: string | undefined): Buffer {
   if (!file) throw RampartError.invalid([], 'a configuration file is required');
   try {
-    return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    return file === '-' ? readFileSync(0) : readFileSync(file);
   } catch (err) {
     throw new RampartError('invalid_input', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+function readDocumentText(file: string | undefined): string {
+  return readDocumentBytes(file).toString('utf8');
 }
 
 async function readDocument(file: string | undefined): Promise<unknown> {
@@ -190,9 +194,12 @@ export async function main(argv: string[]): Promise<number> {
     case 'serve':
       return serve(dataDir, netns, o);
     case 'apply': {
-      // A JSON file goes to the daemon as text, parsed there only; YAML is turned into a document here.
-      const doc = /\.ya?ml$/i.test(args[0] ?? '') ? { document: await readDocument(args[0]) } : { documentText: readDocumentText(args[0]) };
-      const rec = await call('apply', { ...doc, message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' });
+      // A JSON file goes to the daemon as it is (an attachment after the request line, not a JSON string) and is
+      // parsed there only; YAML is turned into a document here.
+      const params = { message: o.message, confirmSeconds: intArg(o.confirm, 'confirm'), author, source: 'local' };
+      const rec = /\.ya?ml$/i.test(args[0] ?? '')
+        ? await call('apply', { ...params, document: await readDocument(args[0]) })
+        : await callDaemon(sock, 'apply', params, undefined, { param: 'documentText', data: readDocumentBytes(args[0]) });
       if (o.json) printJson(rec);
       else print(String(rec.version) + (rec.state === 'pending_confirm' ? ` (pending: confirm before ${rec.confirmDeadline} or it reverts)` : ''));
       return 0;

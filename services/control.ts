@@ -1,6 +1,10 @@
 /**
  * The control socket (DATA/rampart.sock): newline-delimited JSON requests `{id, method, params}` answered with
  * `{id, result}` or `{id, error: {code, message, details}}`. Only root (the socket is mode 0600) can talk to it.
+ *
+ * A request may carry one big text parameter as an attachment instead of a JSON string:
+ * `{id, method, params, attachment: {param: "documentText", bytes: N}}` followed by exactly N bytes of UTF-8. A
+ * configuration file then travels as it is, without being escaped into JSON and unescaped again.
  */
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
@@ -10,6 +14,8 @@ import type { Logger } from './core/log.ts';
 export type Handler = (params: any, ctx: { peer: string }) => Promise<unknown> | unknown;
 
 const MAX_REQUEST = 256 * 1024 * 1024;
+/** Parameters that may travel as an attachment. */
+const ATTACHABLE = new Set(['documentText']);
 
 export class ControlServer {
   private server?: Server;
@@ -45,24 +51,62 @@ export class ControlServer {
     this.sockets.add(sock);
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => sock.destroy());
-    sock.setEncoding('utf8');
-    let parts: string[] = [];
+    let parts: Buffer[] = [];
     let size = 0;
-    sock.on('data', (chunk: string) => {
-      // Look for newlines in the new chunk only: requests can be megabytes long.
-      let start = 0;
-      let nl: number;
-      while ((nl = chunk.indexOf('\n', start)) !== -1) {
-        parts.push(chunk.slice(start, nl));
-        const line = parts.join('');
+    // The request whose attachment is being read, and the attachment's parts.
+    let waiting: { req: any; param: string; bytes: number; got: number; parts: Buffer[] } | undefined;
+    sock.on('data', (chunk: Buffer) => {
+      let off = 0;
+      while (off < chunk.length) {
+        if (waiting) {
+          const take = Math.min(waiting.bytes - waiting.got, chunk.length - off);
+          waiting.parts.push(chunk.subarray(off, off + take));
+          waiting.got += take;
+          off += take;
+          if (waiting.got === waiting.bytes) {
+            const w = waiting;
+            waiting = undefined;
+            w.req.params[w.param] = Buffer.concat(w.parts).toString('utf8');
+            void this.answer(sock, w.req);
+          }
+          continue;
+        }
+        // Look for newlines in the new chunk only: requests can be megabytes long.
+        const nl = chunk.indexOf(10, off);
+        if (nl === -1) {
+          parts.push(chunk.subarray(off));
+          size += chunk.length - off;
+          break;
+        }
+        parts.push(chunk.subarray(off, nl));
+        const line = Buffer.concat(parts).toString('utf8');
         parts = [];
         size = 0;
-        start = nl + 1;
-        if (line.trim()) void this.answer(sock, line);
-      }
-      if (start < chunk.length) {
-        parts.push(chunk.slice(start));
-        size += chunk.length - start;
+        off = nl + 1;
+        if (!line.trim()) continue;
+        let req: any;
+        try {
+          req = JSON.parse(line);
+        } catch {
+          void this.answer(sock, new RampartError('invalid_input', 'request is not JSON'));
+          continue;
+        }
+        const a = req?.attachment;
+        if (a === undefined) {
+          void this.answer(sock, req);
+          continue;
+        }
+        if (!ATTACHABLE.has(a?.param) || !Number.isInteger(a?.bytes) || a.bytes < 0 || a.bytes > MAX_REQUEST) {
+          // The bytes that follow cannot be framed: answer and hang up.
+          const e = new RampartError('invalid_input', `bad attachment: param must be one of ${[...ATTACHABLE].join(', ')} and bytes a size up to ${MAX_REQUEST}`);
+          sock.end(JSON.stringify({ id: req?.id ?? null, error: e.toJSON() }) + '\n');
+          return;
+        }
+        if (typeof req.params !== 'object' || req.params === null || Array.isArray(req.params)) req.params = {};
+        if (a.bytes === 0) {
+          req.params[a.param] = '';
+          void this.answer(sock, req);
+        } else waiting = { req, param: a.param, bytes: a.bytes, got: 0, parts: [] };
       }
       if (size > MAX_REQUEST) {
         parts = [];
@@ -72,15 +116,10 @@ export class ControlServer {
     });
   }
 
-  private async answer(sock: Socket, line: string): Promise<void> {
+  private async answer(sock: Socket, req: any): Promise<void> {
     let id: unknown = null;
     try {
-      let req: any;
-      try {
-        req = JSON.parse(line);
-      } catch {
-        throw new RampartError('invalid_input', 'request is not JSON');
-      }
+      if (req instanceof RampartError) throw req;
       id = req?.id ?? null;
       const handler = typeof req?.method === 'string' && Object.hasOwn(this.handlers, req.method) ? this.handlers[req.method] : undefined;
       if (!handler) throw new RampartError('not_found', `unknown method ${JSON.stringify(req?.method)}`);
@@ -102,8 +141,11 @@ function isAlive(path: string): Promise<boolean> {
   });
 }
 
-/** Call the daemon; throws RampartError('unavailable') when it is not running. */
-export function callDaemon(path: string, method: string, params: unknown = {}, timeoutMs = 600_000): Promise<any> {
+/**
+ * Call the daemon; throws RampartError('unavailable') when it is not running. `attachment` sends one big text
+ * parameter as raw bytes after the request line (see the top of this file).
+ */
+export function callDaemon(path: string, method: string, params: unknown = {}, timeoutMs = 600_000, attachment?: { param: string; data: Buffer }): Promise<any> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = '';
@@ -112,7 +154,11 @@ export function callDaemon(path: string, method: string, params: unknown = {}, t
       reject(new RampartError('unavailable', `the daemon did not answer within ${timeoutMs / 1000} s`));
     }, timeoutMs);
     sock.setEncoding('utf8');
-    sock.once('connect', () => sock.write(JSON.stringify({ id: 1, method, params }) + '\n'));
+    sock.once('connect', () => {
+      if (!attachment) return void sock.write(JSON.stringify({ id: 1, method, params }) + '\n');
+      sock.write(JSON.stringify({ id: 1, method, params, attachment: { param: attachment.param, bytes: attachment.data.length } }) + '\n');
+      sock.write(attachment.data);
+    });
     sock.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');

@@ -68,4 +68,55 @@ test('broken lines and unknown methods are refused', async () => {
   assert.is((await d.call('status')).firewall.state, 'ok');
 });
 
+/** Write the parts one after another (each its own write), then return the first answer line. */
+function rawParts(parts: (string | Buffer)[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(join(d.dataDir, 'rampart.sock'));
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('connect', async () => {
+      for (const p of parts) await new Promise<void>((r) => s.write(p, () => r()));
+    });
+    s.on('data', (c: string) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl !== -1) {
+        s.destroy();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+test('an attachment arrives whole, also when its bytes are split inside a character; a bad one is refused', async () => {
+  // validate answers with the problems of the document it got: a name with multi-byte characters shows it arrived intact.
+  const doc = Buffer.from(JSON.stringify({ version: 1, hostname: 'zürich-ümlaut-🛡', interfaces: 'x' }));
+  const cut = doc.indexOf(Buffer.from('🛡')) + 2; // inside the four bytes of the emoji
+  const head = JSON.stringify({ id: 7, method: 'validateText', params: {}, attachment: { param: 'documentText', bytes: doc.length } }) + '\n';
+  const answer = JSON.parse(await rawParts([head, doc.subarray(0, cut), doc.subarray(cut)]));
+  assert.is(answer.id, 7);
+  assert.is(answer.error?.code, 'not_found', 'an unknown method is refused after its attachment was read');
+  // apply with a broken document as an attachment: refused with a pointer, nothing applied.
+  const before = (await d.call('status')).running;
+  assert.ok(before?.version >= 1, 'a running version to compare with');
+  const broken = Buffer.from(JSON.stringify({ version: 1, firewall: { zones: 'nope' } }));
+  const applyHead = JSON.stringify({ id: 8, method: 'apply', params: { author: 'test', source: 'local' }, attachment: { param: 'documentText', bytes: broken.length } }) + '\n';
+  const refused = JSON.parse(await rawParts([applyHead, broken]));
+  assert.is(refused.error.code, 'invalid_input');
+  assert.ok(refused.error.details.length > 0 && refused.error.details.every((p: any) => typeof p.path === 'string'));
+  assert.is((await d.call('status')).running.version, before.version);
+  // A parameter that may not be attached, or a size that is not one: an error, and the connection is closed.
+  for (const attachment of [{ param: 'author', bytes: 3 }, { param: 'documentText', bytes: -1 }, { param: 'documentText', bytes: 'x' }]) {
+    const bad = JSON.parse(await raw(JSON.stringify({ id: 9, method: 'apply', params: {}, attachment }) + '\nabc'));
+    assert.is(bad.error.code, 'invalid_input', JSON.stringify(attachment));
+  }
+  // A client that goes away in the middle of an attachment leaves no trace but its socket.
+  await new Promise<void>((resolve) => {
+    const s = createConnection(join(d.dataDir, 'rampart.sock'));
+    s.on('connect', () => s.end(JSON.stringify({ id: 10, method: 'apply', params: {}, attachment: { param: 'documentText', bytes: 1000 } }) + '\n{"ver', () => resolve()));
+  });
+  assert.is((await d.call('status')).firewall.state, 'ok');
+});
+
 test.run();
