@@ -268,10 +268,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'block': {
       if (!args.length) throw RampartError.invalid([], 'usage: rampart block ADDR... [--ttl SECONDS] [-m REASON]  (ADDR - reads addresses from stdin, one a line)');
-      const addresses = args[0] === '-' ? readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : args;
       const ttlSeconds = intArg(o.ttl, 'ttlSeconds');
-      const brief = !o.json && addresses.length > 5;
-      const recs = await call('block', { addresses, ttlSeconds, reason: o.message, source: 'local', brief });
+      // A list on stdin goes to the daemon as it is (an attachment), split there.
+      const fromStdin = args[0] === '-';
+      const brief = !o.json && (fromStdin || args.length > 5);
+      const params = { ttlSeconds, reason: o.message, source: 'local', brief };
+      const recs = fromStdin
+        ? await callDaemon(sock, 'block', params, undefined, { param: 'addressText', data: readFileSync(0) })
+        : await call('block', { ...params, addresses: args });
       if (o.json) printJson(recs);
       else print(`blocked ${brief ? `${recs.blocked} addresses` : recs.map((r: any) => r.address).join(', ')}${o.ttl ? ` for ${o.ttl} s` : ''}`);
       return 0;

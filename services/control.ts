@@ -15,7 +15,7 @@ export type Handler = (params: any, ctx: { peer: string }) => Promise<unknown> |
 
 const MAX_REQUEST = 256 * 1024 * 1024;
 /** Parameters that may travel as an attachment. */
-const ATTACHABLE = new Set(['documentText']);
+const ATTACHABLE = new Set(['documentText', 'addressText']);
 
 export class ControlServer {
   private server?: Server;

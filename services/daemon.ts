@@ -65,6 +65,16 @@ function documentParam(p: { document?: unknown; documentText?: unknown }): unkno
   }
 }
 
+/** The addresses of a list given as text: one a line, blank lines and `#` comments skipped. */
+function addressLines(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const a = line.trim();
+    if (a && a[0] !== '#') out.push(a);
+  }
+  return out;
+}
+
 /** The alert record of a telemetry anomaly; its id is stable for the event (metric and start). */
 function anomalyAlert(a: AnomalyEvent): AlertInput {
   return {
@@ -388,8 +398,8 @@ export class Daemon {
         }
       };
     const versionTarget = (p: any, r?: any) => (r?.version ? `version ${r.version}` : p.version !== undefined ? `version ${p.version}` : '');
-    const blockTarget = (p: any) =>
-      Array.isArray(p.blocks) ? `${p.blocks.length} address(es)` : Array.isArray(p.addresses) ? `${p.addresses.length} address(es)` : String(p.address ?? '');
+    const blockTarget = (p: any, r?: any) =>
+      Array.isArray(p.blocks) ? `${p.blocks.length} address(es)` : Array.isArray(p.addresses) ? `${p.addresses.length} address(es)` : typeof p.addressText === 'string' ? `${r?.blocked ?? r?.length ?? 'a list of'} address(es)` : String(p.address ?? '');
     const handlers: Record<string, Handler> = {
       status: () => this.status(),
       validate: (p) => validateConfig(p.document),
@@ -461,8 +471,10 @@ export class Daemon {
       block: audited('block.add', blockTarget, async (p) => {
         // Three forms: {blocks: [{address, ttlSeconds?, reason?}]}, {addresses: [...], ttlSeconds?, reason?}, or one block.
         const source = typeof p.source === 'string' ? p.source.slice(0, 32) : 'local';
-        const recs = Array.isArray(p.addresses)
-          ? await this.blocks.blockMany(p.addresses, { ttlSeconds: p.ttlSeconds, reason: p.reason }, source)
+        // A list as text (one address a line, # comments): what `rampart block -` sends as an attachment.
+        const list = typeof p.addressText === 'string' ? addressLines(p.addressText) : p.addresses;
+        const recs = Array.isArray(list)
+          ? await this.blocks.blockMany(list, { ttlSeconds: p.ttlSeconds, reason: p.reason }, source)
           : await this.blocks.block(Array.isArray(p.blocks) ? p.blocks : [p], source);
         // A bulk caller can ask for a summary instead of every record back.
         return p.brief === true ? { blocked: recs.length, addresses: recs.slice(0, 5).map((r) => r.address) } : recs;

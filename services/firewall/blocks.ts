@@ -237,7 +237,8 @@ export class Blocks {
       const s = addresses[i];
       const a = typeof s === 'string' ? canonicalBlock(s) : undefined;
       if (!a) {
-        if (problems.push({ path: `/addresses/${i}`, message: 'not an IP address or CIDR' }) >= 100) break;
+        const shown = typeof s === 'string' ? `: ${JSON.stringify(s.slice(0, 64))}` : '';
+        if (problems.push({ path: `/addresses/${i}`, message: `not an IP address or CIDR${shown}` }) >= 100) break;
         continue;
       }
       batch.set(a.text, record(a, opts.ttlSeconds, opts.reason, source, now));
@@ -292,8 +293,8 @@ export class Blocks {
         ].join('\n');
         if (script) await this.host.nft(script + '\n');
         this.store.upsertBlocks(records);
+        this.remember(records);
       }
-      this.remember(records);
       this.events?.emit('block', { type: 'added', addresses: records.map((r) => r.address), source });
       return records;
     });
@@ -312,14 +313,18 @@ export class Blocks {
     }
     if (!input) return;
     const kernel = this.host.run(helper, ['inet', BLOCK_TABLE], { allowFailure: true, input });
+    // While the kernel works: the store and the in-memory index, both put back if the kernel refuses.
     const before = renewed.length ? this.store.getBlocks(renewed.map((r) => r.address)) : [];
     this.store.upsertBlocks(out);
+    this.remember(out);
     const res = await kernel;
     if (res.exitCode !== 0) {
       this.store.sql.transaction(() => {
         for (const r of fresh) this.store.deleteBlock(r.address);
         this.store.upsertBlocks(before);
       })();
+      for (const r of fresh) this.index?.delete(r.address);
+      this.remember(before);
       throw new RampartError('system', `the kernel refused the blocks: ${res.stderr.trim().slice(0, 500)}`);
     }
   }

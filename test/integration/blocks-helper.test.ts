@@ -41,6 +41,22 @@ test('a prefix that overlaps a blocked prefix is refused with its pointer; once 
   assert.is((await d.cli(['unblock', '198.18.128.0/17'])).code, 0);
 });
 
+test('a list on stdin: comments and blank lines skipped, a bad line refuses the whole list and names it', async () => {
+  const bad = await d.cli(['block', '-', '--ttl', '300'], '# feed\n198.51.100.40\n\n198.51.100.300\n');
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /\/addresses\/1: not an IP address or CIDR: "198\.51\.100\.300"/);
+  let blocks = JSON.parse((await d.cli(['blocks', '--json'])).stdout).map((b: any) => b.address);
+  assert.not.ok(blocks.includes('198.51.100.40'), 'nothing of a refused list is blocked');
+  const ok = await d.cli(['block', '-', '--ttl', '300'], '# feed\n198.51.100.40\n  198.51.100.41  \n\n2001:db8:5::/48\n198.51.100.40\n');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /blocked 3 addresses for 300 s/);
+  blocks = JSON.parse((await d.cli(['blocks', '--json'])).stdout).map((b: any) => b.address);
+  for (const a of ['198.51.100.40', '198.51.100.41', '2001:db8:5::/48']) assert.ok(blocks.includes(a), a);
+  assert.match(await setText('b4h'), /198\.51\.100\.41/);
+  assert.match(await setText('b6n'), /2001:db8:5::\/48/);
+  assert.is((await d.cli(['unblock', '--all'])).code, 0);
+});
+
 if (!helper) {
   console.log('SKIP blocks-helper: build/bin/rampart-setelem is missing (scripts/bootstrap builds it from libnftnl)');
   test.skip('helper path');
