@@ -99,3 +99,39 @@ export function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '–';
   return `${duration(Math.max(0, (now - at) / 1000))} ago`;
 }
+
+/** The value a JSON pointer (RFC 6901) names in a document, or undefined. */
+export function atPointer(doc: unknown, path: string): unknown {
+  let v: unknown = doc;
+  for (const raw of path.split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    v = Object.hasOwn(v, key) ? (v as Record<string, unknown>)[key] : undefined;
+  }
+  return v;
+}
+
+/** Words of a list field: split at spaces, commas and line breaks. */
+export const tokens = (s: string): string[] => s.split(/[\s,]+/).filter(Boolean);
+
+const SECRET = '(secret)';
+
+/**
+ * A copy of a configuration document with its secrets replaced by "(secret)": SNMP communities and USM keys, trap
+ * communities, the Prometheus bearer token. For showing documents (diffs); never for applying them.
+ */
+export function redactSecrets<T>(doc: T): T {
+  const d = JSON.parse(JSON.stringify(doc)) as Record<string, any>;
+  const snmp = d?.snmp;
+  if (snmp && typeof snmp === 'object') {
+    for (const c of Array.isArray(snmp.communities) ? snmp.communities : []) if (c && typeof c === 'object' && 'name' in c) c.name = SECRET;
+    for (const u of Array.isArray(snmp.users) ? snmp.users : []) {
+      if (u?.auth && typeof u.auth === 'object' && 'key' in u.auth) u.auth.key = SECRET;
+      if (u?.priv && typeof u.priv === 'object' && 'key' in u.priv) u.priv.key = SECRET;
+    }
+    for (const t of Array.isArray(snmp.targets) ? snmp.targets : []) if (t && typeof t === 'object' && 'community' in t) t.community = SECRET;
+  }
+  const prom = d?.telemetry?.prometheus;
+  if (prom && typeof prom === 'object' && 'token' in prom) prom.token = SECRET;
+  return d as T;
+}
