@@ -1,10 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Store, canonicalJson, documentHash } from '../../services/core/store.ts';
+import { waitFor } from '../helpers/daemon.ts';
 
 let dir: string;
 let store: Store;
@@ -24,6 +25,17 @@ test('opens in WAL mode with migrations applied', () => {
   store.close();
   store.open(); // re-opening runs no migration twice
   assert.is(store.sql.pragma('user_version', { simple: true }), 3);
+});
+
+test('a big journal entry is committed without a checkpoint and copied into the database file from the timer', async () => {
+  const file = join(dir, 'rampart.db');
+  const before = statSync(file).size;
+  const big = { version: 1, blob: 'x'.repeat(5_000_000) };
+  store.addVersion({ author: 't', source: 'local', document: big, state: 'applied' });
+  assert.ok(statSync(file + '-wal').size > 5_000_000, 'the commit left the entry in the WAL');
+  assert.ok(statSync(file).size - before < 1_000_000, 'the commit did not checkpoint');
+  await waitFor(() => statSync(file).size - before > 5_000_000, 15_000, 'the timer to checkpoint the WAL');
+  assert.is((store.getVersion(1)?.document as any).blob.length, 5_000_000);
 });
 
 test('refuses a database from a newer schema', () => {
