@@ -13,6 +13,7 @@ import type { Logger } from '../core/log.ts';
 import type { Config } from '../core/schema.ts';
 import type { Store } from '../core/store.ts';
 import { runningConfig } from '../core/config-cache.ts';
+import { imageRelease } from '../core/release.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { newEngineId, parseListenAddress, parseSources, type ListenAddress } from './access.ts';
 // The agent and the notifier load net-snmp: imported when the agent starts, not with the daemon.
@@ -42,7 +43,7 @@ export interface SnmpServiceOptions {
   sync?: () => { state?: string; outbox?: number };
   /** How often the served figures are rebuilt (default 10 s, the default telemetry interval). */
   refreshMs?: number;
-  /** Product version for sysDescr. */
+  /** Product version for sysDescr (default: the image version of /etc/rampart-release, read at start). */
   productVersion?: string;
 }
 
@@ -120,6 +121,9 @@ export class SnmpService {
   /** The figures are rebuilt only while the agent is (about to be) serving them. */
   private active = false;
 
+  /** The appliance image's version, as `rampart status` shows it (empty off an image). */
+  private imageVersion = '';
+
   constructor(private readonly opts: SnmpServiceOptions) {
     this.links = new LinkReader(opts.netns);
   }
@@ -128,6 +132,8 @@ export class SnmpService {
     if (this.started) return;
     this.started = true;
     this.startedAt = Date.now();
+    // The image changes only with an update, which restarts the daemon: read once.
+    this.imageVersion = imageRelease()?.version ?? '';
     this.countStoredAlerts();
     const ev = this.opts.events;
     this.unsubscribe.push(
@@ -399,7 +405,7 @@ export class SnmpService {
     const sys = config?.system;
     instances.push(
       ...systemInstances({
-        descr: `Rampart edge firewall${this.opts.productVersion ? ` ${this.opts.productVersion}` : ''}, Linux`,
+        descr: `Rampart edge firewall${(this.opts.productVersion ?? this.imageVersion) ? ` ${this.opts.productVersion ?? this.imageVersion}` : ''}, Linux`,
         objectId: RAMPART_APPLIANCE,
         upTime: () => this.upTime(),
         contact: config?.snmp.contact ?? sys?.contact ?? '',
@@ -478,6 +484,7 @@ export class SnmpService {
         blocked: this.opts.store.countBlocks(),
         conntrack: sample?.conntrack,
         sync: this.syncFigures(config),
+        imageVersion: this.imageVersion,
       }),
     );
     this.view.set(instances);

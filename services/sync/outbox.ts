@@ -85,6 +85,20 @@ function rankOf(kind: OutboxKind, severity?: number): number {
   return 5 - Math.min(4, Math.max(1, severity ?? 4)); // severity 4 → 1 ... severity 1 → 4
 }
 
+/** One batch the MSSP acknowledged: every row of drain class `prio` from `from` to `to`, as sent. */
+export interface AckedBatch {
+  prio: number;
+  from: number;
+  to: number;
+  rows: number;
+  bytes: number;
+}
+
+/** A batch ready to send: its rows (as an AckedBatch names them) and the payload. */
+export interface OutboxBatch extends AckedBatch {
+  text: string;
+}
+
 export interface OutboxStats {
   rows: number;
   bytes: number;
@@ -97,6 +111,10 @@ export class Outbox {
   private rows = 0;
   private bytes = 0;
   private loaded = false;
+  /** Acknowledged batches not deleted yet (see markAcked). */
+  private acked: AckedBatch[] = [];
+  private ackedRows = 0;
+  private ackedBytes = 0;
 
   constructor(
     private readonly store: Store,
@@ -123,6 +141,8 @@ export class Outbox {
     const insert = this.store.prepare('INSERT INTO sync_outbox (kind, rank, prio, at, bytes, body) VALUES (?, ?, ?, ?, ?, ?)');
     const seqs: number[] = [];
     this.store.sql.transaction(() => {
+      // Acknowledged rows go before the bounds are enforced: eviction and gap records concern undelivered rows only.
+      this.flushAcked();
       for (const it of items) {
         const body = JSON.stringify(it.body);
         const bytes = Buffer.byteLength(body);
@@ -206,6 +226,80 @@ export class Outbox {
     })();
   }
 
+  /**
+   * The next batch of one drain class after `afterSeq`, as the text sent on `alerts`: at most `maxItems` rows and
+   * about `maxBytes` (always at least one row). Bodies are stored serialised, so only each row's seq is spliced in.
+   */
+  nextBatch(prio: number, afterSeq: number, maxItems: number, maxBytes: number): OutboxBatch | null {
+    // Rows as arrays [seq, bytes, body]: its own statement text, as the store shares prepared statements by text.
+    const rows = this.store.prepare('SELECT seq, bytes, body FROM sync_outbox WHERE prio = ? AND seq > ? ORDER BY seq LIMIT ?').raw(true).all(prio, afterSeq, maxItems) as [number, number, string][];
+    if (!rows.length) return null;
+    let n = 0;
+    let bytes = 0;
+    let items = '';
+    for (; n < rows.length; n++) {
+      const [seq, size, body] = rows[n];
+      if (n > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      items += (n ? ',{"seq":' : '{"seq":') + seq + ',' + body.slice(1);
+    }
+    const from = rows[0][0];
+    const to = rows[n - 1][0];
+    return { prio, from, to, rows: n, bytes, text: `{"seqFrom":${from},"seqTo":${to},"count":${n},"alerts":[${items}]}` };
+  }
+
+  /**
+   * The MSSP stored these batches: they are deleted with the next flushAcked() (the drain calls it when no batch is
+   * in flight, at least every second and on every reset) or enqueue(), so deleting is off the path of a drain in
+   * full flow. Meanwhile they are not counted in stats() and not sent again by a drain that goes on after them; a
+   * restart before the flush sends them again, and the MSSP dedupes them by id. Returns the rows waiting for the flush.
+   */
+  markAcked(batches: readonly AckedBatch[]): number {
+    for (const b of batches) {
+      this.acked.push(b);
+      this.ackedRows += b.rows;
+      this.ackedBytes += b.bytes;
+    }
+    return this.ackedRows;
+  }
+
+  /** Delete the batches markAcked() took. Returns how many rows went. */
+  flushAcked(): number {
+    if (!this.acked.length) return 0;
+    const batches = this.acked;
+    this.acked = [];
+    this.ackedRows = 0;
+    this.ackedBytes = 0;
+    return this.ackBatches(batches);
+  }
+
+  /**
+   * The MSSP stored these batches: delete them now, all in one transaction, one statement per batch. A batch is every row
+   * of one drain class from `from` to `to` as peekClass() returned it; rows of that class in that range cannot have
+   * appeared since (seqs only grow), so the range holds exactly the batch's rows, less any evicted meanwhile.
+   * `rows`/`bytes` are what the batch held: when fewer rows went (evicted, or acked before), the totals are counted
+   * again. Returns how many rows went.
+   */
+  ackBatches(batches: readonly AckedBatch[]): number {
+    if (!batches.length) return 0;
+    this.load();
+    const del = this.store.prepare('DELETE FROM sync_outbox WHERE prio = ? AND seq BETWEEN ? AND ?');
+    return this.store.sql.transaction(() => {
+      let n = 0;
+      let exact = true;
+      for (const b of batches) {
+        const gone = del.run(b.prio, b.from, b.to).changes;
+        n += gone;
+        if (gone === b.rows) {
+          this.rows -= b.rows;
+          this.bytes -= b.bytes;
+        } else exact = false;
+      }
+      if (!exact) this.loaded = false; // counted again on next use
+      return n;
+    })();
+  }
+
   /** The MSSP stored every row from `from` to `to` (inclusive): delete them. Returns how many went. */
   ackRange(from: number, to: number): number {
     this.load();
@@ -227,7 +321,13 @@ export class Outbox {
   stats(): OutboxStats {
     this.load();
     const r = this.store.prepare('SELECT MIN(seq) AS a, MAX(seq) AS b FROM sync_outbox').get() as { a: number | null; b: number | null };
-    return { rows: this.rows, bytes: this.bytes, firstSeq: r.a, lastSeq: r.b, dropped: Number(this.getState('dropped') ?? 0) };
+    return {
+      rows: Math.max(0, this.rows - this.ackedRows),
+      bytes: Math.max(0, this.bytes - this.ackedBytes),
+      firstSeq: r.a,
+      lastSeq: r.b,
+      dropped: Number(this.getState('dropped') ?? 0),
+    };
   }
 
   /** Drop by age, then by rows/bytes in eviction order; one gap record per enforcement that dropped anything. */

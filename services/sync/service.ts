@@ -15,12 +15,13 @@ import { AlertStore } from '../core/alerts.ts';
 import { RampartError } from '../core/errors.ts';
 import type { Store, VersionRecord, VersionSource } from '../core/store.ts';
 import { runningConfig } from '../core/config-cache.ts';
+import { imageRelease, type ImageRelease } from '../core/release.ts';
 import { SerialQueue } from '../core/serial.ts';
 // The channel loads mqtt: imported when sync starts, not with the daemon.
 import type { Channel, ChannelOptions } from './channel.ts';
 import { Refusal, verifyCommand, verifyDesired, type CommandPayload, type SigningKey } from './envelope.ts';
 import { installBundle, loadBundle, signingKeys, type Bundle } from './enroll.ts';
-import { Outbox, PRIORITIES, type OutboxLimits } from './outbox.ts';
+import { Outbox, PRIORITIES, type AckedBatch, type OutboxBatch, type OutboxLimits } from './outbox.ts';
 
 /** What the sync service needs from the firewall (the real Firewall, or a stand-in in the fleet simulator). */
 export interface SyncFirewall {
@@ -74,6 +75,8 @@ export interface Report {
   version: number | null;
   /** The desired version running now (0: none from the MSSP yet), its local journal version and config hash. */
   running: { version: number; configVersion: number | null; hash: string | null };
+  /** The appliance image running (/etc/rampart-release, as `rampart status` shows it); null off an image. */
+  image: ImageRelease | null;
   hash?: string;
   reason?: string;
   detail?: string;
@@ -81,6 +84,9 @@ export interface Report {
 }
 
 const SEVERITY_NAMES = ['', 'high', 'medium', 'low', 'info'];
+
+/** Acknowledged rows waiting to be deleted at most (a restart before the delete sends them again; the MSSP dedupes). */
+const ACK_FLUSH_ROWS = 50_000;
 
 export class SyncService {
   private channel?: Channel;
@@ -92,12 +98,15 @@ export class SyncService {
   private state = 'stopped';
   private stateDetail?: string;
   private settings!: SyncSettings;
+  /** Read at start: the image changes only with an update, which restarts the daemon. */
+  private image: ImageRelease | null = null;
   private offs: (() => void)[] = [];
   private timers: NodeJS.Timeout[] = [];
   private pending?: { desiredVersion: number; configVersion: number; hash: string; deadline: number };
   // Drain state.
-  /** Batches sent and not acknowledged yet, with their exact rows (a batch is one drain class, so seqs may skip). */
-  private inflight: { from: number; to: number; seqs: number[]; sentAt: number }[] = [];
+  /** Batches sent and not acknowledged yet: every row of one drain class from `from` to `to` (seqs may skip). */
+  private inflight: (AckedBatch & { sentAt: number })[] = [];
+  private ackFlush?: NodeJS.Immediate;
   /** Per drain class: the highest seq sent on this connection. */
   private sentUpTo: Record<number, number> = { 0: 0, 1: 0, 2: 0 };
   private pumping = false;
@@ -152,6 +161,7 @@ export class SyncService {
 
   async start(): Promise<void> {
     const generation = ++this.generation;
+    this.image = imageRelease() ?? null;
     this.settings = this.readSettings();
     this.outbox.setLimits(this.settings.limits);
     if (this.offs.length === 0 && this.opts.events) {
@@ -188,6 +198,7 @@ export class SyncService {
     // Safety net for alerts stored without a bus event (another process, a missed event), and ack timeouts.
     this.timers.push(
       setInterval(() => {
+        this.flushAcks();
         try {
           if (this.outbox.catchUp(this.alerts)) this.pump();
         } catch (err) {
@@ -212,6 +223,7 @@ export class SyncService {
     this.timers = [];
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.pumpTimer = undefined;
+    this.flushAcks();
     const ch = this.channel;
     this.channel = undefined;
     await ch?.stop();
@@ -251,16 +263,19 @@ export class SyncService {
     this.setState('connected');
     this.opts.log.info({ sessionPresent }, 'sync: connected');
     // Everything not acked is sent again (consumers dedupe by id).
+    this.flushAcks();
     this.inflight = [];
     this.sentUpTo = { 0: 0, 1: 0, 2: 0 };
     this.lastAckAt = Date.now();
-    const last = this.outbox.getState('reported');
-    if (last) this.channel?.publish('reported', last, { qos: 1, retain: true });
+    this.publishReported();
     this.pump();
+    // What runs (versions, image) at once, not an interval later; also before any desired version was reported.
+    this.publishTelemetry();
   }
 
   private onLost(reason: string): void {
     this.setState('lost', reason);
+    this.flushAcks();
     this.inflight = [];
     this.sentUpTo = { 0: 0, 1: 0, 2: 0 };
   }
@@ -297,11 +312,29 @@ export class SyncService {
     return this.opts.store.prepare('SELECT at, kind, version, state, reason, detail FROM sync_journal ORDER BY id DESC LIMIT ?').all(limit) as any;
   }
 
-  private report(r: Omit<Report, 'at' | 'running'>): void {
-    const full: Report = { ...r, running: this.runningInfo(), at: new Date().toISOString() };
+  private report(r: Omit<Report, 'at' | 'running' | 'image'>): void {
+    const full: Report = { ...r, running: this.runningInfo(), image: this.image, at: new Date().toISOString() };
     const text = JSON.stringify(full);
     this.outbox.setState('reported', text);
     this.journal('desired', r.version, r.state, r.reason, r.detail);
+    this.channel?.publish('reported', text, { qos: 1, retain: true });
+  }
+
+  /**
+   * Publish the last report again (retained; on connect and for a `sync` command), with what runs now: the config
+   * and the image may have changed since it was made (an image update restarts the appliance).
+   */
+  private publishReported(): void {
+    let last: Report | undefined;
+    try {
+      const text = this.outbox.getState('reported');
+      last = text ? JSON.parse(text) : undefined;
+    } catch {
+      last = undefined;
+    }
+    if (!last?.state) return;
+    const text = JSON.stringify({ ...last, running: this.runningInfo(), image: this.image });
+    this.outbox.setState('reported', text);
     this.channel?.publish('reported', text, { qos: 1, retain: true });
   }
 
@@ -530,8 +563,7 @@ export class SyncService {
       case 'sync': {
         this.resendAll();
         this.channel?.refetchDesired();
-        const last = this.outbox.getState('reported');
-        if (last) this.channel?.publish('reported', last, { qos: 1, retain: true });
+        this.publishReported();
         return { outbox: this.outbox.stats().rows };
       }
     }
@@ -551,6 +583,7 @@ export class SyncService {
   }
 
   private resendAll(): void {
+    this.flushAcks();
     this.inflight = [];
     this.sentUpTo = { 0: 0, 1: 0, 2: 0 };
     this.lastAckAt = Date.now();
@@ -573,10 +606,26 @@ export class SyncService {
     // reconnect) deletes nothing; those rows are sent again and the MSSP dedupes them.
     const done = this.inflight.filter((b) => (ack.seqFrom !== undefined ? b.from === ack.seqFrom && b.to === ack.seq : b.to <= ack.seq));
     if (done.length) {
-      this.outbox.ackSeqs(done.flatMap((b) => b.seqs));
       this.inflight = this.inflight.filter((b) => !done.includes(b));
+      // Deleted later, together, off the path of a drain in full flow (outbox.markAcked): once nothing is in flight,
+      // by the 1 s timer, beyond ACK_FLUSH_ROWS, and before anything may send them again (reset, stop).
+      const waiting = this.outbox.markAcked(done.map((b) => ({ prio: b.prio, from: b.from, to: b.to, rows: b.rows, bytes: b.bytes })));
+      if (waiting >= ACK_FLUSH_ROWS) this.flushAcks();
     }
     this.pump();
+    if (this.inflight.length === 0) this.ackFlush ??= setImmediate(() => this.flushAcks());
+  }
+
+  /** Delete the acknowledged batches' rows (before anything may send them again). */
+  private flushAcks(): void {
+    if (this.ackFlush) clearImmediate(this.ackFlush);
+    this.ackFlush = undefined;
+    try {
+      this.outbox.flushAcked();
+    } catch (err) {
+      // Not deleted: the rows are sent again after the next reset and the MSSP dedupes them.
+      this.opts.log.error({ err: String(err) }, 'sync: deleting acknowledged alerts failed');
+    }
   }
 
   /** Send batches while connected, the window has room and the rate cap allows; partial batches wait a little. */
@@ -589,38 +638,34 @@ export class SyncService {
       const maxBytes = this.opts.batchBytes ?? 256 * 1024;
       const delay = this.opts.batchDelayMs ?? 200;
       const rate = this.settings.drainRatePerSecond;
+      // A batch is never more than about a second's worth at the capped rate, so the token bucket can hold it.
+      const cap = Math.max(1, Math.min(maxItems, Math.floor(rate)));
       while (this.inflight.length < window && this.channel?.connected) {
         const now = Date.now();
         this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
         this.tokensAt = now;
         // Highest drain class first: severe alerts (and gap records) overtake a backlog of low-severity ones.
-        const want = Math.max(1, Math.min(maxItems, Math.floor(this.tokens) || 1));
-        let rows: ReturnType<Outbox['peek']> = [];
-        let prio = 0;
+        let batch: OutboxBatch | null = null;
         for (const p of PRIORITIES) {
-          rows = this.outbox.peekClass(p, this.sentUpTo[p], want, maxBytes);
-          prio = p;
-          if (rows.length) break;
+          batch = this.outbox.nextBatch(p, this.sentUpTo[p], cap, maxBytes);
+          if (batch) break;
         }
-        if (!rows.length) return;
-        if (rows.length > this.tokens && this.tokens < maxItems) {
-          this.schedulePump(Math.ceil(((rows.length - this.tokens) / rate) * 1000));
+        if (!batch) return;
+        if (batch.rows > this.tokens) {
+          this.schedulePump(Math.ceil(((batch.rows - this.tokens) / rate) * 1000));
           return;
         }
-        if (rows.length < maxItems && this.inflight.length > 0) {
+        if (batch.rows < cap && batch.bytes + 1024 < maxBytes && this.inflight.length > 0) {
           // A partial batch while others are in flight: wait for more (or for the acks).
           this.schedulePump(delay);
           return;
         }
-        const from = rows[0].seq;
-        const to = rows[rows.length - 1].seq;
-        const items = rows.map((r) => `{"seq":${r.seq},` + r.body.slice(1));
-        const text = `{"seqFrom":${from},"seqTo":${to},"count":${rows.length},"alerts":[${items.join(',')}]}`;
-        this.tokens -= rows.length;
-        this.inflight.push({ from, to, seqs: rows.map((r) => r.seq), sentAt: now });
-        this.sentUpTo[prio] = to;
+        const { text, ...sent } = batch;
+        this.tokens -= batch.rows;
+        this.inflight.push({ ...sent, sentAt: now });
+        this.sentUpTo[batch.prio] = batch.to;
         this.counters.batchesSent++;
-        this.counters.itemsSent += rows.length;
+        this.counters.itemsSent += batch.rows;
         this.counters.bytesSent += text.length;
         this.channel.publish('alerts', text, { qos: 1 });
       }
@@ -647,6 +692,7 @@ export class SyncService {
     const body = {
       at: new Date().toISOString(),
       runningVersion: this.runningInfo(),
+      imageVersion: this.image?.version ?? null,
       alertsBySeverity: Object.fromEntries(Object.entries(counts).map(([k, v]) => [SEVERITY_NAMES[Number(k)] ?? k, v])),
       outbox: this.outbox.stats(),
       uptimeSeconds: Math.round(process.uptime()),

@@ -6,8 +6,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import snmpNative from 'snmp-native';
 import { execa } from 'execa';
 import { startDaemon, labConfig, waitFor, type TestDaemon } from '../helpers/daemon.ts';
@@ -21,11 +22,18 @@ let server: Server | undefined;
 let port = 0;
 let target = '';
 let saved: string | undefined;
+let savedRelease: string | undefined;
 const config = labConfig();
+// The image's release file as images/build writes it (the daemon reads RAMPART_RELEASE_FILE in its place).
+const IMAGE_VERSION = '0.1.0+202611290312';
+const releaseDir = mkdtempSync(join(tmpdir(), 'rampart-snmp-release-'));
 
 test.before(async () => {
   saved = process.env.RAMPART_TELEMETRY_SECONDS;
   process.env.RAMPART_TELEMETRY_SECONDS = '1';
+  savedRelease = process.env.RAMPART_RELEASE_FILE;
+  process.env.RAMPART_RELEASE_FILE = join(releaseDir, 'rampart-release');
+  writeFileSync(process.env.RAMPART_RELEASE_FILE, `NAME=Rampart\nVERSION=0.1.0\nIMAGE_VERSION=${IMAGE_VERSION}\nBUILD_DATE=2026-11-29T03:12:00Z\nDEBIAN=12.8\n`);
   port = await freeUdpPort();
   target = `127.0.0.1:${port}`;
   config.snmp = snmpSection(port);
@@ -38,6 +46,9 @@ test.before(async () => {
 test.after(async () => {
   if (saved === undefined) delete process.env.RAMPART_TELEMETRY_SECONDS;
   else process.env.RAMPART_TELEMETRY_SECONDS = saved;
+  if (savedRelease === undefined) delete process.env.RAMPART_RELEASE_FILE;
+  else process.env.RAMPART_RELEASE_FILE = savedRelease;
+  rmSync(releaseDir, { recursive: true, force: true });
   await server?.stop().catch(() => undefined);
   await d?.cleanup().catch(() => undefined);
   await lab?.down();
@@ -56,6 +67,7 @@ test('system group: sysName, contact and location from the config, sysObjectID u
   assert.is(sys.get('1.3.6.1.2.1.1.6.0'), 'lab rack 7', 'snmp.location overrides system.location');
   assert.is(sys.get('1.3.6.1.2.1.1.2.0'), '.1.3.6.1.4.1.32473.1.1');
   assert.match(sys.get('1.3.6.1.2.1.1.1.0') ?? '', /Rampart/);
+  assert.ok((sys.get('1.3.6.1.2.1.1.1.0') ?? '').includes(IMAGE_VERSION), 'sysDescr carries the image version');
   const ors = [...sys.entries()].filter(([k]) => k.startsWith('1.3.6.1.2.1.1.9.1.2.')).map(([, v]) => v);
   assert.ok(ors.includes('.1.3.6.1.2.1.31') && ors.includes('.1.3.6.1.4.1.32473'), ors.join(' '));
   // sysUpTime runs.
@@ -191,6 +203,15 @@ test('RAMPART-MIB: config version, rule table with the config rule ids and the k
   const b = await d!.cli(['block', '203.0.113.77', '--ttl', '600']);
   assert.is(b.code, 0, b.stderr);
   await waitFor(async () => (await walk(v2c('rampart-ro'), '1.3.6.1.4.1.32473.2.4.1')).get('1.3.6.1.4.1.32473.2.4.1.0') === '1', 15_000, 'rampartBlockedAddresses = 1');
+});
+
+test('the image version: rampartImageVersion.0 by snmpget is the one `rampart status` shows', async () => {
+  const st = await d!.cli(['status', '--json']);
+  assert.is(st.code, 0, st.stderr);
+  assert.is(JSON.parse(st.stdout).image?.version, IMAGE_VERSION, 'status shows the release file\'s version');
+  const r = await tool('snmpget', [...v2c('rampart-ro'), '-M', MIB_DIRS, '-m', 'RAMPART-MIB', '-Ov', target, 'RAMPART-MIB::rampartImageVersion.0']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.trim(), `STRING: ${IMAGE_VERSION}`);
 });
 
 test('v3 authPriv: SHA-256 + AES-128 and SHA-512 + AES-256 read; status reports the agent', async () => {

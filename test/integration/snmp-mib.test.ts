@@ -55,6 +55,7 @@ test('snmptranslate resolves every definition, at the OIDs the agent uses', asyn
     rampartConntrackMax: OIDS.conntrackMax.replace(/\.0$/, ''),
     rampartSyncState: OIDS.syncState.replace(/\.0$/, ''),
     rampartSyncOutboxDepth: OIDS.syncOutboxDepth.replace(/\.0$/, ''),
+    rampartImageVersion: OIDS.imageVersion.replace(/\.0$/, ''),
     rampartNotifySeverity: OIDS.notifySeverity,
     rampartNotifySignature: OIDS.notifySignature,
     rampartNotifySid: OIDS.notifySid,

@@ -37,6 +37,10 @@ let alertN = 0;
 let port: number;
 let apiPort: number;
 const ADMIN_PASSWORD = 'sync-admin-password-1';
+// The image's release file as images/build writes it (the daemon reads RAMPART_RELEASE_FILE in its place).
+const IMAGE_VERSION = '0.1.0+202611290315';
+const releaseDir = mkdtempSync(join(tmpdir(), 'rampart-sync-release-'));
+let savedRelease: string | undefined;
 const syncSection = () => ({ enabled: true, broker: `mqtts://127.0.0.1:${port}`, confirmSeconds: 20, telemetryIntervalSeconds: 5 });
 
 /** The namespace's ruleset without counter values (stateless listing). */
@@ -58,6 +62,9 @@ test.before(async () => { try {
   ({ home, cleanup: cleanupHome } = await tempHome(port));
   b = broker(home, { port });
   await b.start();
+  savedRelease = process.env.RAMPART_RELEASE_FILE;
+  process.env.RAMPART_RELEASE_FILE = join(releaseDir, 'rampart-release');
+  writeFileSync(process.env.RAMPART_RELEASE_FILE, `NAME=Rampart\nVERSION=0.1.0\nIMAGE_VERSION=${IMAGE_VERSION}\nBUILD_DATE=2026-11-29T03:15:00Z\nDEBIAN=12.8\n`);
   ns = `tsync-${randomBytes(3).toString('hex')}`;
   await execa('ip', ['netns', 'add', ns]);
   const cfg = labConfig();
@@ -92,6 +99,9 @@ test.after(async () => {
   await b?.stop();
   cleanupHome?.();
   if (ns) await execa('ip', ['netns', 'del', ns], { reject: false });
+  if (savedRelease === undefined) delete process.env.RAMPART_RELEASE_FILE;
+  else process.env.RAMPART_RELEASE_FILE = savedRelease;
+  rmSync(releaseDir, { recursive: true, force: true });
 });
 
 test('status shows the channel; the device says online (retained)', async () => {
@@ -107,6 +117,21 @@ test('status shows the channel; the device says online (retained)', async () => 
 
 let applied: { version: number; hash: string };
 
+test('the device tells the MSSP its image version, the one `rampart status` shows (telemetry now, reported below)', async () => {
+  const seen: any[] = [];
+  const on = (topic: string, payload: Buffer) => topic === `rampart/v1/${T}/${D}/telemetry` && seen.push(JSON.parse(payload.toString()));
+  be.on('message', on);
+  try {
+    await be.subscribeAsync(`rampart/v1/${T}/${D}/telemetry`, { qos: 0 });
+    await waitFor(() => seen.length > 0, 20_000, 'a telemetry message');
+  } finally {
+    be.off('message', on);
+    await be.unsubscribeAsync(`rampart/v1/${T}/${D}/telemetry`);
+  }
+  assert.is(seen[0].imageVersion, IMAGE_VERSION);
+  assert.is((await d.call('status')).image?.version, IMAGE_VERSION);
+});
+
 test('a signed push is applied, journaled as mssp, and reported applied with its hash', async () => {
   const cfg = labConfig();
   cfg.sync = syncSection();
@@ -116,6 +141,7 @@ test('a signed push is applied, journaled as mssp, and reported applied with its
   const rep = await reportFor((r) => r.version === 1 && r.state === 'applied', 'reported applied');
   assert.is(rep.hash, documentHash(cfg));
   assert.is(rep.running.hash, applied.hash);
+  assert.is(rep.image?.version, IMAGE_VERSION, 'every report carries the image version');
   const history = await d.call('history', { limit: 5 });
   assert.is(history[0].source, 'mssp');
   assert.is(history[0].state, 'applied');

@@ -86,6 +86,7 @@ test('MIB builders: the golden instances', () => {
       blocked: 4,
       conntrack: { count: 10, max: 65536 },
       sync: { state: 'disabled', outbox: 0 },
+      imageVersion: '0.1.0+202611290000',
     }),
   ];
   const v = new MibView();

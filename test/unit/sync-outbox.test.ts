@@ -97,6 +97,53 @@ test('drain classes: severe alerts and gap records before low severity, telemetr
   assert.is(ob.ackSeqs([3, 5]), 0, 'acking twice deletes nothing more');
 });
 
+test('nextBatch: one drain class, the payload with each seq spliced in, item and byte limits, at least one row', () => {
+  const ob = new Outbox(store);
+  store.open();
+  ob.enqueue([alert(1, 4), alert(2, 1), alert(3, 3), alert(4, 2), { kind: 'gap', at: 1, body: { id: 'g' } }]);
+  const high = ob.nextBatch(2, 0, 10, 1e9)!;
+  assert.equal({ prio: high.prio, from: high.from, to: high.to, rows: high.rows }, { prio: 2, from: 2, to: 5, rows: 3 });
+  const parsed = JSON.parse(high.text);
+  assert.equal({ seqFrom: parsed.seqFrom, seqTo: parsed.seqTo, count: parsed.count }, { seqFrom: 2, seqTo: 5, count: 3 });
+  assert.equal(parsed.alerts.map((a: any) => [a.seq, a.id]), [[2, 'a2'], [4, 'a4'], [5, 'g']]);
+  const rows = ob.peekClass(2, 0, 10, 1e9);
+  assert.is(high.bytes, rows.reduce((n, r) => n + r.bytes, 0));
+  assert.equal(parsed.alerts[0], { seq: 2, ...JSON.parse(rows[0].body) }, 'the stored body, unchanged, after its seq');
+  assert.is(ob.nextBatch(2, 0, 2, 1e9)!.to, 4, 'item limit');
+  assert.is(ob.nextBatch(2, 0, 10, 1)!.rows, 1, 'byte limit, but never empty');
+  assert.is(ob.nextBatch(2, 0, 10, rows[0].bytes + rows[1].bytes)!.rows, 2);
+  assert.is(ob.nextBatch(2, 5, 10, 1e9), null);
+  assert.equal(JSON.parse(ob.nextBatch(1, 0, 10, 1e9)!.text).alerts.map((a: any) => a.seq), [1, 3]);
+});
+
+test('acked batches: exactly their rows go, not those of other classes inside their range; later, together', () => {
+  const ob = new Outbox(store);
+  store.open();
+  ob.enqueue([alert(1, 4), alert(2, 1), alert(3, 3), alert(4, 2), alert(5, 1)]);
+  const high = ob.nextBatch(2, 0, 10, 1e9)!; // 2, 4, 5
+  assert.is(ob.stats().rows, 5);
+  assert.is(ob.markAcked([high]), 3);
+  assert.is(ob.stats().rows, 2, 'acked rows no longer count as waiting');
+  assert.is(ob.peek(0, 10, 1e9).length, 5, 'still stored until the flush');
+  assert.is(ob.flushAcked(), 3);
+  assert.equal(ob.peek(0, 10, 1e9).map((r) => r.seq), [1, 3]);
+  assert.equal(ob.stats(), { ...ob.stats(), rows: 2, bytes: ob.peek(0, 10, 1e9).reduce((n, r) => n + r.bytes, 0) });
+  assert.is(ob.flushAcked(), 0);
+  assert.is(ob.ackBatches([high]), 0, 'acking twice deletes nothing more');
+  assert.is(ob.stats().rows, 2, 'totals stay right after an ack that found nothing');
+});
+
+test('bounds count only undelivered rows: acked rows are deleted before eviction, so no gap record for them', () => {
+  const ob = new Outbox(store, { ...DEFAULT_LIMITS, maxRows: 4 });
+  store.open();
+  ob.enqueue([alert(1, 4), alert(2, 4), alert(3, 4)]);
+  ob.markAcked([ob.nextBatch(1, 0, 2, 1e9)!]); // rows 1, 2 delivered
+  ob.enqueue([alert(4, 4), alert(5, 4)]); // 3 undelivered rows: within the bound
+  assert.is(ob.stats().dropped, 0);
+  const ids = ob.peek(0, 10, 1e9).map((r) => JSON.parse(r.body).id);
+  assert.equal(ids, ['a3', 'a4', 'a5']);
+});
+
 test('catchUp takes what the alert store holds beyond the cursor, once', () => {
   const alerts = new AlertStore(store);
   const ob = new Outbox(store);

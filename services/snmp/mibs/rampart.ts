@@ -21,6 +21,7 @@ export const OIDS = {
   conntrackMax: `${OBJ}.4.3.0`,
   syncState: `${OBJ}.4.4.0`,
   syncOutboxDepth: `${OBJ}.4.5.0`,
+  imageVersion: `${OBJ}.4.6.0`,
   notifySeverity: `${OBJ}.5.1`,
   notifySignature: `${OBJ}.5.2`,
   notifySid: `${OBJ}.5.3`,
@@ -58,6 +59,8 @@ export interface RampartData {
   blocked: number;
   conntrack?: { count: number; max: number };
   sync: { state: keyof typeof SYNC_STATE; outbox: number };
+  /** The appliance image's version (/etc/rampart-release); empty when Rampart does not run from an image. */
+  imageVersion: string;
 }
 
 /** A sync channel state as the bus reports it → the MIB's enumeration. */
@@ -86,6 +89,6 @@ export function rampartInstances(d: RampartData): Instance[] {
   for (const sev of [1, 2, 3, 4] as const) out.push(c64(`${OIDS.idsAlertEntry}.2.${sev}`, d.idsAlerts[sev] ?? 0));
   out.push(c64(OIDS.anomalies, d.anomalies), g32(OIDS.anomaliesActive, d.anomaliesActive), g32(OIDS.blockedAddresses, d.blocked));
   if (d.conntrack) out.push(g32(OIDS.conntrackCount, d.conntrack.count), g32(OIDS.conntrackMax, d.conntrack.max));
-  out.push(int(OIDS.syncState, SYNC_STATE[d.sync.state]), g32(OIDS.syncOutboxDepth, d.sync.outbox));
+  out.push(int(OIDS.syncState, SYNC_STATE[d.sync.state]), g32(OIDS.syncOutboxDepth, d.sync.outbox), str(OIDS.imageVersion, d.imageVersion.slice(0, 128)));
   return out;
 }
