@@ -60,11 +60,16 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
 
 /**
  * Start a long-running child (a supervised engine such as Suricata), argv only, inside the namespace when given
- * (`ip netns exec` replaces itself with the command, so the PID is the command's). Output is piped to the caller.
+ * (`ip netns exec` replaces itself with the command, so the PID is the command's). Output is piped to the caller;
+ * with `stdin`, so is its input (a helper fed line by line); `env` adds variables to the inherited environment.
  */
-export function spawnChild(cmd: string, args: readonly string[], opts: { netns?: string } = {}): ChildProcess {
+export function spawnChild(
+  cmd: string,
+  args: readonly string[],
+  opts: { netns?: string; stdin?: boolean; env?: Record<string, string> } = {},
+): ChildProcess {
   const [file, argv] = opts.netns ? ['ip', ['netns', 'exec', checkNetnsName(opts.netns), cmd, ...args]] : [cmd, [...args]];
-  return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  return spawn(file, argv, { stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', ...opts.env } });
 }
 
 /** The project's root folder (where package.json is), from the sources or from the build. */

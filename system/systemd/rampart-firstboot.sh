@@ -4,6 +4,7 @@
 # 2. the API's TLS certificate (self-signed, EC P-256) in /var/lib/rampart/tls, its fingerprint on the console;
 # 3. the first administrator "admin" with a random password that must be changed at first login, shown on the
 #    console and at the login prompt until the next reboot; never written to the journal or to disk in clear.
+# 4. the size of the root file system (grown to fill the disk before this runs) in the console banner.
 # rampartd then seeds its first configuration version from /etc/rampart/appliance.json (management from the LAN only).
 set -euo pipefail
 umask 077
@@ -56,6 +57,13 @@ else
 fi
 echo "firstboot: administrator \"admin\" created (password on the console)"
 
+# 4. Storage: systemd-repart and systemd-growfs have grown the root partition and its file system to fill the disk
+# before this runs (/usr/lib/repart.d/50-rampart-root.conf, x-systemd.growfs in /etc/fstab); show what there is.
+root_dev=$(findmnt -no SOURCE / || echo /)
+root_fs=$(df -BM --output=size / | tail -1 | tr -dc 0-9)
+root_size=$(( $(blockdev --getsize64 "$root_dev" 2>/dev/null || echo 0) / 1048576 ))
+echo "firstboot: root file system ${root_fs} MiB on $root_dev (${root_size} MiB)"
+
 lan=${lan_ip:-the LAN address}
 banner=$(cat <<MSG
 
@@ -63,6 +71,7 @@ banner=$(cat <<MSG
  host name             $host
  web UI and API        https://${lan}/  (from the LAN port only)
  TLS certificate       SHA-256 $fingerprint
+ root file system      ${root_fs} MiB on $root_dev (${root_size} MiB)
 rampart: first-login user admin, password: $password
  Change it at first login. It is shown here until the next reboot.
 ========================================================================

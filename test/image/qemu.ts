@@ -74,11 +74,12 @@ export interface Guest {
 
 /**
  * Boot the image: `direct` = images/out's kernel, initrd and rootfs.ext4 with `extraAppend` on the kernel command
- * line; `disk` = the raw GPT disk through UEFI firmware (OVMF) and systemd-boot, as on an appliance.
+ * line; `disk` = the raw GPT disk (images/out's, or `opts.diskImage`) through UEFI firmware (OVMF) and
+ * systemd-boot, as on an appliance.
  */
-export async function bootImage(kind: 'direct' | 'disk', extraAppend: string[] = []): Promise<Guest> {
+export async function bootImage(kind: 'direct' | 'disk', extraAppend: string[] = [], opts: { diskImage?: string } = {}): Promise<Guest> {
   const manifest = JSON.parse(readFileSync(join(OUT, 'manifest.json'), 'utf8'));
-  const diskImage = join(OUT, `${manifest.image.name}.img`);
+  const diskImage = opts.diskImage ?? join(OUT, `${manifest.image.name}.img`);
   const need = kind === 'direct' ? ['vmlinuz', 'initrd.img', 'rootfs.ext4'].map((f) => join(OUT, f)) : [diskImage, '/usr/share/ovmf/OVMF.fd'];
   for (const f of need) if (!existsSync(f)) throw new Error(`${f} is missing: build the image first (npm run image)`);
   const dir = mkdtempSync(join(tmpdir(), 'rampart-image-'));

@@ -25,7 +25,7 @@ let fingerprint = '';
 let cookie = '';
 
 test.before(async () => {
-  guest = await bootImage('direct', ['systemd.wants=rampart-selfcheck.service']);
+  guest = await bootImage('direct', ['systemd.wants=rampart-selfcheck.service', 'rampart.selfcheck=watchdog']);
 });
 
 test.after(async () => {
@@ -147,6 +147,49 @@ test('self-check: systemd-analyze security score, router sysctls, capability bou
   assert.is(caps?.[1], (2 ** 5 + 2 ** 6 + 2 ** 7 + 2 ** 10 + 2 ** 12 + 2 ** 13).toString(16).padStart(16, '0'));
   assert.ok(get(/status image\s+\S+/), '`rampart status` shows the image version');
   assert.ok(get(/nft table inet rampart$/), 'the firewall table is loaded');
+  // Type=notify: "active" above means systemd got READY=1; the status text can only have come through sd_notify.
+  const notify = get(/notify type=(\S+) access=(\S+) watchdog=(\S+) status=(.*)$/);
+  assert.ok(notify, 'the notify line');
+  assert.is(notify![1], 'notify');
+  assert.is(notify![2], 'all');
+  assert.is(notify![3], '30s', 'WatchdogUSec');
+  assert.match(notify![4], /^running configuration version \d+/, 'STATUS= from rampartd');
+  console.log(`systemd: Type=${notify![1]} NotifyAccess=${notify![2]} WatchdogUSec=${notify![3]} StatusText="${notify![4]}"`);
+  const root = get(/root fs=(\d+)MiB device=(\S+) size=(\d+)MiB/);
+  assert.ok(root, 'the root file system line');
+  console.log(`root file system ${root![1]} MiB on ${root![2]} (${root![3]} MiB)`);
+});
+
+test('watchdog: a frozen rampartd (SIGSTOP) misses its pings, systemd restarts it, and the API comes back', async () => {
+  // The self-check (kernel command line rampart.selfcheck=watchdog) freezes rampartd only once the rule with the id
+  // "selfcheck-watchdog" has counted a packet, so nothing above was disturbed: the rule opens HTTPS from the WAN,
+  // and the trigger is one request to the WAN forward after the apply has answered.
+  const before = (await call(guest.lanPort, 'GET', '/api/v1/status', { cookie })).body;
+  const config = JSON.parse(readFileSync(join(ROOT, 'system/examples/appliance.json'), 'utf8'));
+  config.firewall.input.push({ id: 'selfcheck-watchdog', from: 'wan', services: ['https'], action: 'accept' });
+  const applied = await call(guest.lanPort, 'POST', '/api/v1/config', { json: { config, message: 'image smoke test: watchdog' }, cookie, timeoutMs: 300_000 });
+  assert.ok(applied.status === 200 || applied.status === 201, `apply: ${applied.status} ${JSON.stringify(applied.body)}`);
+  // The trigger (its answer does not matter: rampartd may be frozen before it answers).
+  await call(guest.wanPort, 'GET', '/api/v1/status', { timeoutMs: 20_000 }).catch(() => undefined);
+  await waitFor(() => /selfcheck: watchdog: end/.test(guest.console()) || !guest.alive(), BOOT_MS, 'the watchdog check on the console').catch(guest.fail);
+  const lines = guest.console().split('\n').filter((l) => l.includes('selfcheck: watchdog: ')).map((l) => l.slice(l.indexOf('selfcheck: ')));
+  console.log(lines.join('\n'));
+  const stopped = lines.map((l) => /SIGSTOP to rampartd \(pid (\d+), restarts=(\d+)\)/.exec(l)).find(Boolean);
+  const after = lines.map((l) => /rampartd (\S+) pid (\d+) restarts=(\d+) result=(\S+) after (\d+) s/.exec(l)).find(Boolean);
+  assert.ok(stopped && after, 'the check ran');
+  assert.is(after![1], 'active', 'rampartd is active again');
+  assert.is.not(after![2], stopped![1], 'a new process');
+  assert.is(Number(after![3]), Number(stopped![2]) + 1, 'restarted once');
+  assert.ok(lines.some((l) => /watchdog: journal .*[Ww]atchdog timeout/.test(l)), 'systemd logged the watchdog timeout');
+  // The restarted daemon serves the API again, with the running version and the session it had.
+  let s: Reply | undefined;
+  await waitFor(async () => {
+    s = await call(guest.lanPort, 'GET', '/api/v1/status', { cookie, timeoutMs: 10_000 }).catch(() => undefined);
+    return s?.status === 200;
+  }, BOOT_MS, 'the API after the restart').catch(guest.fail);
+  assert.is(s!.body.version, before.version + 1, 'the version applied before the freeze is still the running one');
+  assert.ok(s!.body.uptimeSeconds < before.uptimeSeconds, `a new daemon (uptime ${s!.body.uptimeSeconds} s, was ${before.uptimeSeconds} s)`);
+  console.log(`watchdog restart: ${after![5]} s from SIGSTOP to active again`);
 });
 
 test.run();

@@ -1,8 +1,9 @@
 /**
  * The appliance's system files, checked without building or booting the image (the qemu smoke test is
  * test/image/smoke.test.ts): rampartd.service's hardening (`systemd-analyze security --offline` on the unit file),
- * its capability and address-family sets, the router sysctls, first boot, and the first-boot default config
- * (valid, management from the LAN only).
+ * its capability and address-family sets and watchdog, the router sysctls, first boot, root partition growth (the
+ * real systemd-repart on a small GPT disk file), and the first-boot default config (valid, management from the LAN
+ * only).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +14,7 @@ import { parseConfig } from '../../services/core/validate.ts';
 import { tracePacket } from '../../services/firewall/trace.ts';
 import { compileRuleset } from '../../services/firewall/compile.ts';
 import { imageRelease } from '../../services/core/release.ts';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -44,6 +45,11 @@ test('rampartd.service: hardening directives', () => {
   assert.equal(one('RestrictAddressFamilies')!.split(/\s+/).sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_PACKET', 'AF_UNIX']);
   assert.is(one('SystemCallFilter'), '@system-service');
   assert.is(one('Restart'), 'always');
+  // The watchdog: readiness and pings come from rampartd's child rampart-notify (hence NotifyAccess=all).
+  assert.is(one('Type'), 'notify');
+  assert.is(one('NotifyAccess'), 'all');
+  const watchdog = /^(\d+)s$/.exec(one('WatchdogSec') ?? '');
+  assert.ok(watchdog && Number(watchdog[1]) >= 10 && Number(watchdog[1]) <= 120, `WatchdogSec=${one('WatchdogSec')}`);
   assert.match(one('ExecStart')!, /--data \/var\/lib\/rampart serve --listen \[::\]:443 --config \/etc\/rampart\/appliance\.json$/);
   assert.not.ok(d.has('AmbientCapabilities'), 'no ambient capabilities');
 });
@@ -83,6 +89,51 @@ test('first boot: valid shell, a random password per unit, never written to the 
   assert.match(unit.get('Before')!.join(' '), /rampartd\.service/);
   // The password reaches only the console and the login prompt, never stdout (the journal).
   for (const line of script.split('\n').filter((l) => /\$password/.test(l))) assert.not.match(line, /^\s*echo /, line);
+});
+
+test('root partition growth: systemd-repart grows the root partition, x-systemd.growfs its file system, before first boot', async () => {
+  const repart = directives(read('repart-root.conf'));
+  assert.equal(repart.get('Type'), ['root-x86-64'], 'the root partition type the image build gives partition 2');
+  for (const k of ['SizeMaxBytes', 'PaddingMinBytes', 'Format', 'CopyBlocks']) assert.not.ok(repart.has(k), `${k}: grow to the end, create nothing`);
+  const build = readFileSync(join(ROOT, 'images/build'), 'utf8');
+  assert.match(build, /type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/, 'partition 2 is typed root-x86-64');
+  assert.match(build, /install -D -m 0644 system\/systemd\/repart-root\.conf "\$R\/usr\/lib\/repart\.d\/[^"]+\.conf"/);
+  assert.match(build, /LABEL=rampart-root\\t\/\\text4\\t[^\\]*x-systemd\.growfs/, 'fstab: the root file system grows online');
+  assert.match(directives(read('rampart-firstboot.service')).get('After')!.join(' '), /systemd-repart\.service systemd-growfs@-\.service/);
+});
+
+test('root partition growth: systemd-repart with repart-root.conf grows partition 2 of a GPT disk to its end', async () => {
+  const tools = await Promise.all(['systemd-repart', 'sfdisk'].map((t) => execa(t, ['--version'], { reject: false }).then((r) => r.exitCode === 0, () => false)));
+  if (tools.includes(false)) {
+    console.log('skipped: systemd-repart or sfdisk (util-linux fdisk) is not installed here');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-repart-'));
+  try {
+    const disk = join(dir, 'disk.img');
+    const defs = join(dir, 'repart.d');
+    mkdirSync(defs);
+    writeFileSync(join(defs, '50-rampart-root.conf'), read('repart-root.conf'));
+    // The image's layout in small: ESP, then the root partition; then the disk grows by 32 MiB.
+    writeFileSync(disk, '');
+    await execa('truncate', ['-s', '40M', disk]);
+    await execa('sfdisk', ['-q', '-X', 'gpt', disk], {
+      input: 'start=1MiB, size=8MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=9MiB, size=30MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709\n',
+    });
+    await execa('truncate', ['-s', '72M', disk]);
+    const r = await execa('systemd-repart', ['--dry-run=no', `--definitions=${defs}`, '--no-pager', disk], { reject: false });
+    assert.is(r.exitCode, 0, r.stderr);
+    const table = JSON.parse((await execa('sfdisk', ['--json', disk])).stdout).partitiontable;
+    const [esp, root] = table.partitions;
+    assert.is(table.partitions.length, 2, 'no partition created');
+    assert.equal([esp.start, esp.size], [2048, 8 * 2048], 'the ESP untouched');
+    assert.is(root.start, 9 * 2048, 'the root partition not moved');
+    const endMib = ((root.start + root.size) * 512) / 1048576;
+    assert.ok(endMib > 71 && endMib <= 72, `the root partition ends at ${endMib} MiB of 72`);
+    assert.is((await execa('sfdisk', ['--verify', disk])).exitCode, 0, 'a valid GPT (backup header at the new end)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('appliance.json: valid; HTTPS from the LAN, nothing from the WAN', () => {
