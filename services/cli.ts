@@ -39,6 +39,7 @@ const USAGE = `usage: rampart [--data DIR] [--netns NAME] VERB [ARGS]
   alerts [--json] [--since ISO] [--severity N] [--limit N]
                                       IDS alerts and anomalies, newest first
   ids status|rules|reload [--json]    Suricata state, the merged rule set, live rule reload
+  ids update [--json]                 fetch ids.sources with suricata-update, check and reload the rules
 
 Options: --data DIR (env RAMPART_DATA, default /var/lib/rampart), --netns NAME (env RAMPART_NETNS).`;
 
@@ -430,6 +431,11 @@ export async function main(argv: string[]): Promise<number> {
           print(`rules       ${s.rules?.loaded ?? '-'} loaded, ${s.rules?.failed ?? '-'} failed, ${s.rules?.configured ?? 0} enabled in the configuration`);
           if (s.lastReload) print(`last load   ${new Date(s.lastReload.at).toISOString()} ${s.lastReload.ok ? 'ok' : 'FAILED'} (${s.lastReload.action})${s.lastReload.message ? `: ${s.lastReload.message}` : ''}`);
           if (s.inline) print(`inline      NFQUEUE ${s.inline.queue} via ${s.inline.method}`);
+          if (s.update) {
+            const u = s.update;
+            const list = u.sources.map((x: any) => `${x.name}${x.fetched ? '' : ' (not fetched)'}`).join(', ');
+            print(`sources     ${list}; last update ${u.lastUpdate ? new Date(u.lastUpdate.at).toISOString() : 'never'}${u.available ? '' : ' (suricata-update is not installed)'}`);
+          }
           print(`eve         ${s.eve?.alerts ?? 0} alerts read, ${s.eve?.malformed ?? 0} malformed lines skipped, ${s.eve?.rotations ?? 0} rotations`);
           print(`auto-block  ${s.autoBlock?.blocked ?? 0} blocked, ${s.autoBlock?.allowlisted ?? 0} allowlisted, ${s.autoBlock?.rateLimited ?? 0} rate-limited`);
         }
@@ -448,7 +454,16 @@ export async function main(argv: string[]): Promise<number> {
         else print(`rules ${r.action}: ${r.rulesLoaded ?? '?'} loaded, ${r.rulesFailed ?? 0} failed`);
         return 0;
       }
-      throw RampartError.invalid([], 'usage: rampart ids status|rules|reload [--json]');
+      if (sub === 'update') {
+        const r = await call('idsUpdate', { author });
+        if (o.json) printJson(r);
+        else {
+          for (const s of r.sources) print(`source ${s.name}: ${s.rules} rules`);
+          print(`rules ${r.action}: ${r.rulesLoaded ?? '?'} loaded, ${r.rulesFailed ?? 0} failed`);
+        }
+        return 0;
+      }
+      throw RampartError.invalid([], 'usage: rampart ids status|rules|reload|update [--json]');
     }
     default:
       process.stderr.write(`rampart: unknown verb "${verb}"\n${USAGE}\n`);

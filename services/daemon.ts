@@ -15,6 +15,7 @@ import type { Logger } from './core/log.ts';
 import { Store, type VersionSource } from './core/store.ts';
 import { parseConfig, validateConfig } from './core/validate.ts';
 import { Host } from './host/exec.ts';
+import { SystemdNotifier } from './host/notify.ts';
 import { Firewall } from './firewall/apply.ts';
 import { Blocks } from './firewall/blocks.ts';
 import { NEW_CONNECTIONS_COUNTER, TABLE } from './firewall/compile.ts';
@@ -35,6 +36,7 @@ import { imageRelease } from './core/release.ts';
 import { parseAlertQuery, parseGroupQuery, reloadError } from './api/routes/ids.ts';
 import type { ApplyRequest } from './firewall/apply.ts';
 import type { Config } from './core/schema.ts';
+import { restoreSecrets } from './core/secrets.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -112,12 +114,15 @@ export class Daemon {
   readonly network: NetworkService;
   /** Suricata IDS/IPS: engine, rules, EVE ingest, auto-block, syslog (started after the firewall, stopped before). */
   readonly ids: IdsService;
+  /** systemd readiness, status and watchdog notifications (nothing without NOTIFY_SOCKET). */
+  readonly notifier: SystemdNotifier;
   private readonly log: Logger;
   private housekeeping?: NodeJS.Timeout;
   private statusCache?: { at: number; value: Record<string, unknown> };
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
+    this.notifier = new SystemdNotifier(opts.log.child({ svc: 'notify' }));
     this.store = new Store(join(opts.dataDir, 'rampart.db'));
     this.host = new Host(opts.netns);
     this.events = new EventBus(opts.log);
@@ -221,7 +226,7 @@ export class Daemon {
           log: opts.log.child({ svc: 'api' }),
           network: this.network,
           metrics: this.metrics,
-          ids: { alerts: (q) => this.ids.listAlerts(q), groups: (q) => this.ids.groupAlerts(q), status: () => this.ids.status(), rules: () => this.ids.listRules(), reload: () => this.ids.reload() },
+          ids: { alerts: (q) => this.ids.listAlerts(q), groups: (q) => this.ids.groupAlerts(q), status: () => this.ids.status(), rules: () => this.ids.listRules(), reload: () => this.ids.reload(), update: () => this.ids.update() },
           sync: { status: () => this.sync.status(), enroll: (bundle) => this.sync.enroll(bundle) },
         },
       });
@@ -229,6 +234,8 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.notifier.start();
+    this.notifier.status('starting');
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
     const admin = await this.auth.ensureAdmin(process.env.RAMPART_ADMIN_PASSWORD || undefined);
@@ -263,10 +270,12 @@ export class Daemon {
     }
     await this.sync.start();
     this.log.info({ dataDir: this.opts.dataDir, netns: this.opts.netns ?? null }, 'rampartd started');
+    this.notifier.ready(`running configuration version ${this.store.runningVersionMeta()?.version ?? 'none'}`);
   }
 
   /** Stop in reverse order; whatever is left after the deadline is abandoned. */
   async stop(deadlineMs = 10_000): Promise<void> {
+    this.notifier.stop();
     const work = (async () => {
       if (this.housekeeping) clearInterval(this.housekeeping);
       await this.sync.stop();
@@ -397,6 +406,12 @@ export class Daemon {
           throw err;
         }
       };
+    /** "(secret)" in a document keeps the running version's secret (services/core/secrets.ts); none there: refused. */
+    const keptSecrets = (doc: unknown) => {
+      const r = restoreSecrets(doc, this.store.runningVersion()?.document);
+      if (r.problems.length) throw RampartError.invalid(r.problems, 'secrets not set');
+      return r.document;
+    };
     const versionTarget = (p: any, r?: any) => (r?.version ? `version ${r.version}` : p.version !== undefined ? `version ${p.version}` : '');
     const blockTarget = (p: any, r?: any) =>
       Array.isArray(p.blocks) ? `${p.blocks.length} address(es)` : Array.isArray(p.addresses) ? `${p.addresses.length} address(es)` : typeof p.addressText === 'string' ? `${r?.blocked ?? r?.length ?? 'a list of'} address(es)` : String(p.address ?? '');
@@ -410,14 +425,14 @@ export class Daemon {
         if (p.message !== undefined && (typeof p.message !== 'string' || p.message.length > 1024)) {
           throw RampartError.invalid([{ path: '/message', message: 'must be a string of at most 1024 characters' }]);
         }
-        return this.applyConfig({ document: documentParam(p), author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
+        return this.applyConfig({ document: keptSecrets(documentParam(p)), author: author(p), source: source(p), message: p.message, confirmSeconds: p.confirmSeconds });
       }),
       confirm: audited('config.confirm', versionTarget, () => this.firewall.confirm()),
       rollback: audited('config.rollback', versionTarget, (p) =>
         this.rollbackConfig({ version: p.version === undefined ? undefined : version(p.version).version, author: author(p), source: source(p) }),
       ),
       plan: async (p) => {
-        const document = documentParam(p);
+        const document = keptSecrets(documentParam(p));
         const plan = await this.firewall.plan(document);
         // The network operations apply would run (and the devices it would miss), beside the ruleset diff.
         const network = await this.network.plan(parseConfigOnce(document)).catch((err) => {
@@ -496,6 +511,7 @@ export class Daemon {
         if (!r.ok) throw reloadError(r);
         return r;
       }),
+      idsUpdate: audited('ids.update', (p, r) => (r ? r.sources.map((s: { name: string }) => s.name).join(', ') : 'sources'), () => this.ids.update()),
       trace: (p: TraceRequest) => {
         const running = this.store.runningVersion();
         if (!running) throw new RampartError('not_found', 'no configuration has been applied yet');

@@ -137,6 +137,42 @@ export const Firewall = z.strictObject({
 const Severity = z.number().int().min(1).max(4);
 const Sid = z.number().int().min(1).max(4_294_967_295);
 
+/**
+ * A rule source fetched by suricata-update: an https URL, or a file URL of an absolute local path; printable URL
+ * characters only (no spaces, quotes, backslashes or control characters), no credentials, no "." or ".." segments.
+ */
+export const RULE_SOURCE_URL_PATTERN = "^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|file://)/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*$";
+const RULE_SOURCE_URL_RE = new RegExp(RULE_SOURCE_URL_PATTERN);
+
+/** Why a rule-source URL cannot be used, or undefined. */
+export function ruleSourceUrlProblem(url: string): string | undefined {
+  if (!RULE_SOURCE_URL_RE.test(url)) return 'must be an https:// URL or a file:/// URL of an absolute path, with URL characters only';
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (u.username || u.password) return 'must not carry credentials';
+  if (/\/\.{1,2}(\/|\?|$)/.test(url.split('?')[0]) || /%2e/i.test(url)) return 'must not contain "." or ".." path segments (nor an encoded dot)';
+  if (u.protocol === 'file:' && (u.host || u.search || url.endsWith('/'))) return 'a file URL names one file: file:///absolute/path';
+  if (u.protocol === 'https:' && u.port && (Number(u.port) < 1 || Number(u.port) > 65535)) return 'port out of range';
+  return undefined;
+}
+
+export const RuleSourceSpec = z.strictObject({
+  name: Name.describe('the source name (shown as the origin of its rules)'),
+  url: z
+    .string()
+    .max(2048)
+    .regex(RULE_SOURCE_URL_RE, { error: 'must be an https:// URL or a file:/// URL of an absolute path, with URL characters only' })
+    .superRefine((url, ctx) => {
+      const p = ruleSourceUrlProblem(url);
+      if (p && RULE_SOURCE_URL_RE.test(url)) ctx.addIssue({ code: 'custom', message: p });
+    })
+    .describe('a rules tarball (.tar.gz, .zip) or a .rules file, as an https URL or a file URL of an absolute path'),
+});
+
 export const Ids = z.strictObject({
   enabled: z.boolean().default(false),
   mode: z.enum(['ids', 'ips']).default('ids'),
@@ -144,6 +180,18 @@ export const Ids = z.strictObject({
   failOpen: z.boolean().default(true),
   ruleFiles: z.array(z.string().max(4096)).max(256).default([]),
   localRules: z.array(z.string().max(8192)).max(10_000).default([]),
+  sources: z
+    .array(RuleSourceSpec)
+    .max(64)
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((s, i) => {
+        if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate source name "${s.name}"` });
+        seen.add(s.name);
+      });
+    })
+    .default([])
+    .describe('rule sources fetched by `rampart ids update` (suricata-update); their rules join ruleFiles and localRules'),
   sids: z
     .strictObject({
       enable: z.array(Sid).default([]),
@@ -194,7 +242,7 @@ export const Snmp = z
     communities: z
       .array(
         z.strictObject({
-          name: SnmpSecret.min(1).max(64).describe('v2c community (a secret: never logged)'),
+          name: SnmpSecret.min(1).max(64).describe('v2c community (a secret: never logged; "(secret)" in the API, see docs/config.md)'),
           sources: z.array(AddressRef).min(1).describe('networks allowed to use this community (addresses, CIDRs, address objects)'),
         }),
       )
@@ -206,9 +254,12 @@ export const Snmp = z
           name: SnmpSecret.min(1).max(32),
           auth: z.strictObject({
             protocol: z.enum(['sha256', 'sha512', 'sha224', 'sha384', 'sha']).default('sha256').describe('sha (SHA-1) only with allowSha1'),
-            key: z.string().min(8).max(128),
+            key: z.string().min(8).max(128).describe('a secret: "(secret)" in the API, see docs/config.md'),
           }),
-          priv: z.strictObject({ protocol: z.enum(['aes', 'aes256']).default('aes'), key: z.string().min(8).max(128) }),
+          priv: z.strictObject({
+            protocol: z.enum(['aes', 'aes256']).default('aes'),
+            key: z.string().min(8).max(128).describe('a secret: "(secret)" in the API, see docs/config.md'),
+          }),
         }),
       )
       .max(16)
@@ -221,7 +272,7 @@ export const Snmp = z
           host: z.string().max(64).regex(SNMP_HOST_RE, { error: 'must be an IPv4 or IPv6 address' }),
           port: z.number().int().min(1).max(65535).default(162),
           version: z.enum(['v2c', 'v3']).default('v2c').describe('v2c: traps; v3: informs'),
-          community: SnmpSecret.max(64).optional(),
+          community: SnmpSecret.max(64).optional().describe('v2c trap community (a secret: "(secret)" in the API, see docs/config.md)'),
           user: SnmpSecret.max(32).optional().describe('a user from snmp.users'),
           minSeverity: z.number().int().min(1).max(4).default(2).describe('IDS alerts at this severity or more severe (1 most severe)'),
         }),
@@ -263,7 +314,8 @@ export const Telemetry = z.strictObject({
         .string()
         .min(16, { error: 'at least 16 characters' })
         .max(512)
-        .regex(/^[\x21-\x7e]+$/, { error: 'printable ASCII without spaces' }),
+        .regex(/^[\x21-\x7e]+$/, { error: 'printable ASCII without spaces' })
+        .describe('a secret: "(secret)" in the API, see docs/config.md'),
     })
     .optional(),
 });

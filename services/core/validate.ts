@@ -8,6 +8,7 @@ import { RampartError, pointer, type Problem } from './errors.ts';
 import { parseAddress, parseInterfaceAddress, parseList, parsePrefix, type Family, type ParsedList, type Prefix } from './net.ts';
 import { checkNetwork } from '../network/validate.ts';
 import { ruleProblem } from '../ids/rules.ts';
+import { markerProblems } from './secrets.ts';
 
 const MAX_PROBLEMS = 200;
 const NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -181,7 +182,7 @@ export function validateConfig(doc: unknown): ValidationResult {
     const problems = parsed.error.issues.slice(0, MAX_PROBLEMS).map((i) => ({ path: pointer(i.path as PropertyKey[] as (string | number)[]), message: issueMessage(i) }));
     return { ok: false, problems };
   }
-  const problems = crossCheck(parsed.data);
+  const problems = [...markerProblems(parsed.data), ...crossCheck(parsed.data)];
   return problems.length ? { ok: false, problems } : { ok: true, config: parsed.data, problems: [] };
 }
 

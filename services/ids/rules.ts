@@ -54,6 +54,10 @@ export interface MergedRules {
 export interface RuleSource {
   /** As written in the configuration. */
   path: string;
+  /** How its lines are named in origins (default `file PATH`): e.g. `source NAME` for a fetched rule source. */
+  origin?: string;
+  /** JSON pointer of the configuration entry it comes from (default `/ids/ruleFiles/N`). */
+  pointer?: string;
   /** Its text, or undefined when it could not be read. */
   text?: string;
   error?: string;
@@ -74,7 +78,10 @@ function parseRule(line: string): { action: string; sid: number; msg: string; cl
   };
 }
 
-/** Merge rule files (in order) and local rules (last, so a local rule replaces a file rule with the same SID). */
+/**
+ * Merge rule files and fetched rule sources (in the order given) and local rules (last, so a local rule replaces a
+ * file rule with the same SID).
+ */
 export function mergeRules(ids: Config['ids'], sources: RuleSource[]): MergedRules {
   const problems: Problem[] = [];
   const enable = new Set(ids.sids.enable);
@@ -103,16 +110,17 @@ export function mergeRules(ids: Config['ids'], sources: RuleSource[]): MergedRul
   };
   sources.forEach((src, i) => {
     if (src.text === undefined) {
-      problems.push({ path: `/ids/ruleFiles/${i}`, message: `cannot read ${src.path}: ${src.error ?? 'unreadable'}` });
+      problems.push({ path: src.pointer ?? `/ids/ruleFiles/${i}`, message: `cannot read ${src.path}: ${src.error ?? 'unreadable'}` });
       return;
     }
+    const origin = src.origin ?? `file ${src.path}`;
     src.text.split('\n').forEach((l, n) => {
       const t = l.trim();
       if (!t) return;
       // Control characters other than tab make a line unusable; skip it (a rule file is not trusted more than config).
       if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(t)) return;
-      if (t.startsWith('#')) take(t.replace(/^#+\s*/, ''), `file ${src.path}:${n + 1}`, true);
-      else take(t, `file ${src.path}:${n + 1}`, false);
+      if (t.startsWith('#')) take(t.replace(/^#+\s*/, ''), `${origin}:${n + 1}`, true);
+      else take(t, `${origin}:${n + 1}`, false);
     });
   });
   ids.localRules.forEach((r, i) => {

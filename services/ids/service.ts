@@ -20,6 +20,7 @@ import { firewallMatch, groupAlerts, type AlertGroup, type FirewallMatch } from 
 import { SuricataEngine, type EngineHealth } from './engine.ts';
 import { EveTailer } from './eve.ts';
 import { mergeRules, ruleErrors, thresholdConfig, type RuleInfo, type RuleSource } from './rules.ts';
+import { RuleUpdater, type FetchedSource } from './update.ts';
 import {
   classificationConfig,
   ipsIptablesRules,
@@ -69,6 +70,11 @@ export interface ReloadResult {
   problems?: { path: string; message: string }[];
 }
 
+/** `rampart ids update`: the sources fetched and the reload of the rule set built from them. */
+export interface UpdateResult extends ReloadResult {
+  sources: { name: string; rules: number }[];
+}
+
 type QueueMethod = 'nft' | 'iptables-nft';
 
 export class IdsService {
@@ -77,6 +83,10 @@ export class IdsService {
   readonly tailer: EveTailer;
   readonly autoBlocker: AutoBlocker;
   readonly syslog: SyslogForwarder;
+  readonly updater: RuleUpdater;
+  /** While an update is being checked, the rule merge reads the fetched sources from staging. */
+  private staged = false;
+  private updating = false;
   private readonly queue = new SerialQueue();
   private rules: RuleInfo[] = [];
   private settings?: SuricataSettings;
@@ -109,6 +119,7 @@ export class IdsService {
     this.tailer = new EveTailer({ store: opts.store, alerts: opts.alerts, path: this.layout.eve, log: log.child({ part: 'eve' }), onStats: (s, at) => this.onStats(s, at) });
     this.autoBlocker = new AutoBlocker({ store: opts.store, block: opts.block, log: log.child({ part: 'autoblock' }) });
     this.syslog = new SyslogForwarder({ log: log.child({ part: 'syslog' }) });
+    this.updater = new RuleUpdater({ suricataDir: join(opts.dataDir, 'suricata'), log: log.child({ part: 'update' }), suricata: opts.binary });
   }
 
   async start(): Promise<void> {
@@ -270,6 +281,61 @@ export class IdsService {
   }
 
   private readRuleFiles(cfg: Config): RuleSource[] {
+    return [...this.readConfiguredFiles(cfg), ...this.updater.ruleSources(cfg.ids.sources, this.staged)];
+  }
+
+  /**
+   * Fetch the rule sources (suricata-update) and load the rule set built from them like a reload: `suricata -T`
+   * first, then live. Anything failing (suricata-update missing, a source unreachable or broken, a rule Suricata
+   * refuses) keeps the running rules and the rules of the last good update, and says why.
+   */
+  async update(): Promise<UpdateResult> {
+    if (this.updating) throw new RampartError('conflict', 'a rule update is already running');
+    this.updating = true;
+    try {
+      const cfg = this.currentConfig();
+      if (!cfg?.ids.enabled) throw new RampartError('unavailable', 'the IDS is disabled (ids.enabled): nothing to update');
+      // Downloads run outside the queue: configuration changes are not held up by a slow source.
+      const fetched = await this.updater.fetch(cfg.ids.sources, { suricataConf: existsSync(this.layout.yaml) ? this.layout.yaml : undefined });
+      return await this.queue.run(() => this.loadUpdate(fetched));
+    } finally {
+      this.updating = false;
+    }
+  }
+
+  /** Load the rule set with the fetched sources from staging (`suricata -T` first); promote them when it loads. */
+  private async loadUpdate(fetched: FetchedSource[]): Promise<UpdateResult> {
+    const cfg = this.currentConfig();
+    if (!cfg?.ids.enabled) {
+      this.updater.discard();
+      throw new RampartError('unavailable', 'the IDS was disabled during the update: nothing loaded');
+    }
+    this.staged = true;
+    let r: ReloadResult;
+    try {
+      r = await this.applyNow(true);
+    } catch (err) {
+      this.updater.discard();
+      throw err;
+    } finally {
+      this.staged = false;
+    }
+    if (!r.ok) {
+      this.updater.discard();
+      const problems = r.problems?.length
+        ? r.problems
+        : (r.errors ?? []).map((e) => {
+            const i = cfg.ids.sources.findIndex((s) => e.origin.startsWith(`source ${s.name}:`));
+            const path = i >= 0 ? `/ids/sources/${i}` : e.origin.startsWith('localRules/') ? `/ids/${e.origin}` : '/ids/ruleFiles';
+            return { path, message: `rules file line ${e.line} (${e.origin}): ${e.message}` };
+          });
+      throw new RampartError('apply_failed', `rule update not loaded; the running rules stay active: ${r.message ?? 'rejected'}`, problems);
+    }
+    this.updater.promote(fetched);
+    return { ...r, sources: fetched.map((f) => ({ name: f.name, rules: f.rules })) };
+  }
+
+  private readConfiguredFiles(cfg: Config): RuleSource[] {
     return cfg.ids.ruleFiles.map((p) => {
       const path = isAbsolute(p) ? p : join(this.layout.dir, p);
       try {
@@ -419,6 +485,7 @@ export class IdsService {
       alerts: this.opts.alerts.countsBySeverity(),
       autoBlock: this.autoBlocker.counters,
       ...(this.queueInstalled ? { inline: { method: this.queueInstalled, queue: this.settings?.queue } } : {}),
+      ...(this.enabled && this.currentConfig()?.ids.sources.length ? { update: this.updater.status(this.currentConfig()!.ids.sources) } : {}),
       ...(this.engineStats ? { engineStats: this.engineStats } : {}),
       syslog: this.syslog.counters,
     };

@@ -68,6 +68,13 @@ async function unnamedControls(): Promise<string[]> {
   );
 }
 
+/** The running version as root reads it on the appliance (`rampart show`: the document with its secrets). */
+async function stored(): Promise<{ version: number; document: any }> {
+  const r = await daemon!.cli(['show', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
 async function fitsWidth(width: number): Promise<number> {
   await page.setViewportSize({ width, height: 1024 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -161,10 +168,16 @@ test('SNMP: a community and a v3 user set in the form, applied and confirmed, an
   await banner.getByRole('button', { name: 'Confirm' }).click();
   await page.getByTestId('outcome-banner').filter({ hasText: 'Version 2 confirmed' }).waitFor();
 
-  // The ground truth: the running document, then the agent itself through Net-SNMP.
-  const running = (await api('GET', '/config')).body;
+  // The API shows the secrets as "(secret)" only, to every role (docs/config.md, "Secrets").
+  const shown = (await api('GET', '/config')).body;
+  assert.is(shown.version, 2);
+  assert.is(shown.message, 'SNMP from the web UI');
+  assert.equal(shown.document.snmp.communities, [{ name: '(secret)', sources: ['127.0.0.1/32'] }]);
+  assert.equal(shown.document.snmp.users, [{ name: 'nms', auth: { protocol: 'sha512', key: '(secret)' }, priv: { protocol: 'aes256', key: '(secret)' } }]);
+  for (const secret of [COMMUNITY, AUTH_KEY, PRIV_KEY, TRAP_COMMUNITY]) assert.not.ok(JSON.stringify(shown).includes(secret), 'a secret from the API');
+  // The ground truth: the running document as root reads it on the appliance, then the agent itself through Net-SNMP.
+  const running = await stored();
   assert.is(running.version, 2);
-  assert.is(running.message, 'SNMP from the web UI');
   assert.equal(running.document.snmp.communities, [{ name: COMMUNITY, sources: ['127.0.0.1/32'] }]);
   assert.equal(running.document.snmp.users, [{ name: 'nms', auth: { protocol: 'sha512', key: AUTH_KEY }, priv: { protocol: 'aes256', key: PRIV_KEY } }]);
   assert.equal(running.document.snmp.targets, [{ host: '127.0.0.1', port: trapPort, version: 'v2c', minSeverity: 1, community: TRAP_COMMUNITY }]);
@@ -321,6 +334,29 @@ test('objects: editing an object keeps its place and is checked like a new one',
   await until('the running members again', async () => /192\.0\.2\.11, 2001:db8:1::11/.test((await page.getByTestId('addr-e2e-hosts').textContent()) ?? ''));
 });
 
+test('SNMP: one field changed in the form; the page sends "(secret)" for the secrets and the stored ones are kept', async () => {
+  const before = await stored();
+  await nav('SNMP');
+  await until('the stored community', async () => (await page.getByTestId('community-0-state').textContent()) === 'set (unchanged)');
+  await page.locator('#snmp-contact').fill('noc@e2e.example');
+  await page.getByLabel('Revert by itself unless confirmed').uncheck();
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await until('a new running version', async () => (await api('GET', '/config')).body.version === before.version + 1);
+  const after = await stored();
+  assert.is(after.document.snmp.contact, 'noc@e2e.example');
+  assert.equal(after.document.snmp.communities, before.document.snmp.communities, 'the community is kept');
+  assert.equal(after.document.snmp.users, before.document.snmp.users, 'the keys are kept');
+  assert.equal(after.document.snmp.targets, before.document.snmp.targets, 'the trap community is kept');
+  assert.is(after.document.snmp.communities[0].name, COMMUNITY);
+  await waitFor(
+    async () => (await tool('snmpget', ['-v2c', '-c', COMMUNITY, ...PATIENT, '-On', snmpTarget, SYS_NAME])).code === 0,
+    20_000,
+    'snmpget with the kept community',
+  );
+  await until('the page follows the new version', async () => (await page.getByTestId('community-0-state').textContent()) === 'set (unchanged)');
+  for (const secret of [COMMUNITY, AUTH_KEY, PRIV_KEY, TRAP_COMMUNITY]) assert.not.ok((await pageText()).includes(secret), 'a secret in the page');
+});
+
 test('a viewer sees the settings and the objects but no control that edits them, and no secret', async () => {
   await page.getByRole('button', { name: 'Log out' }).click();
   await login('watcher', VIEWER_PASSWORD);
@@ -337,8 +373,9 @@ test('a viewer sees the settings and the objects but no control that edits them,
   await page.getByRole('button', { name: 'Show the diff of version 2' }).click();
   await page.getByTestId('diff').waitFor();
   const diff = (await page.getByTestId('diff').textContent()) ?? '';
-  assert.match(diff, /\+\s+"name": "\(secret\)"/);
-  assert.match(diff, /\+\s+"key": "\(secret\)"/);
+  // New secrets: the diff says they changed, never what they are.
+  assert.match(diff, /\+\s+"name": "\(secret, changed\)"/);
+  assert.match(diff, /\+\s+"key": "\(secret, changed\)"/);
   assert.match(diff, /"127\.0\.0\.1\/32"/);
   for (const secret of [COMMUNITY, AUTH_KEY, PRIV_KEY, TRAP_COMMUNITY]) assert.not.ok((await pageText()).includes(secret), 'a secret in the diff');
   await nav('Firewall');

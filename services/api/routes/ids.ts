@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { AlertQuery, AlertRecord } from '../../core/alerts.ts';
 import { RampartError, type Problem } from '../../core/errors.ts';
-import type { ReloadResult } from '../../ids/service.ts';
+import type { ReloadResult, UpdateResult } from '../../ids/service.ts';
 import type { RuleInfo } from '../../ids/rules.ts';
 import type { AlertGroup } from '../../ids/correlate.ts';
 import { EmptyRequest } from '../schemas.ts';
@@ -15,6 +15,8 @@ export interface IdsApi {
   status(): Record<string, unknown>;
   rules(): RuleInfo[];
   reload(): Promise<ReloadResult>;
+  /** Fetch the rule sources with suricata-update and reload (absent: the route answers 503). */
+  update?(): Promise<UpdateResult>;
 }
 
 const Instant = z
@@ -64,6 +66,7 @@ const Reload = z.object({
   errors: z.array(z.object({ line: z.number(), origin: z.string(), message: z.string() })).optional(),
   message: z.string().optional(),
 });
+const Update = Reload.extend({ sources: z.array(z.object({ name: z.string(), rules: z.number().describe('rules in the source, enabled or not') })) });
 
 function instant(v: unknown, path: string, problems: Problem[]): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;
@@ -186,6 +189,27 @@ export function idsRoutes(r: Router, ids: IdsApi | undefined): void {
       const res = await need().reload();
       if (!res.ok) throw reloadError(res);
       audit.detail = `${res.action}, ${res.rulesLoaded ?? '?'} rules loaded`;
+      return res;
+    },
+  });
+  r.add({
+    method: 'post',
+    path: '/ids/update',
+    tag: 'ids',
+    summary: 'Fetch the rule sources (ids.sources) with suricata-update, check the rule set with suricata -T and reload it live',
+    description:
+      'A source that cannot be fetched or holds no rules, or a rule Suricata refuses, keeps the running rules (422 with a problem per source, /ids/sources/N); 503 when suricata-update is not installed or the IDS is off.',
+    need: 'admin',
+    body: EmptyRequest,
+    response: Update,
+    action: 'ids.update',
+    errors: [422, 503],
+    handler: async ({ audit }) => {
+      audit.target = 'sources';
+      const api = need();
+      if (!api.update) throw new RampartError('unavailable', 'rule updates are not part of this server');
+      const res = await api.update();
+      audit.detail = `${res.sources.map((s) => `${s.name}: ${s.rules}`).join(', ')}; ${res.action}, ${res.rulesLoaded ?? '?'} rules loaded`;
       return res;
     },
   });

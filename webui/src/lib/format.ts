@@ -1,4 +1,5 @@
 /** Formatting helpers shared by the pages. */
+import { SECRET_CHANGED_MARKER, SECRET_MARKER, SECRET_PATHS } from '../../../services/core/secrets.ts';
 
 export function bytes(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return '–';
@@ -114,24 +115,23 @@ export function atPointer(doc: unknown, path: string): unknown {
 /** Words of a list field: split at spaces, commas and line breaks. */
 export const tokens = (s: string): string[] => s.split(/[\s,]+/).filter(Boolean);
 
-const SECRET = '(secret)';
-
 /**
- * A copy of a configuration document with its secrets replaced by "(secret)": SNMP communities and USM keys, trap
- * communities, the Prometheus bearer token. For showing documents (diffs); never for applying them.
+ * A copy of a configuration document with its secrets (the one list: services/core/secrets.ts) replaced by
+ * "(secret)". The API already sends them so; this is a second line of defence for showing documents (diffs), and
+ * leaves the API's "(secret, changed)" as it is. Never for applying documents.
  */
 export function redactSecrets<T>(doc: T): T {
-  const d = JSON.parse(JSON.stringify(doc)) as Record<string, any>;
-  const snmp = d?.snmp;
-  if (snmp && typeof snmp === 'object') {
-    for (const c of Array.isArray(snmp.communities) ? snmp.communities : []) if (c && typeof c === 'object' && 'name' in c) c.name = SECRET;
-    for (const u of Array.isArray(snmp.users) ? snmp.users : []) {
-      if (u?.auth && typeof u.auth === 'object' && 'key' in u.auth) u.auth.key = SECRET;
-      if (u?.priv && typeof u.priv === 'object' && 'key' in u.priv) u.priv.key = SECRET;
+  const d = JSON.parse(JSON.stringify(doc)) as unknown;
+  const walk = (v: any, path: string[]) => {
+    if (!v || typeof v !== 'object') return;
+    const [head, ...rest] = path;
+    const keys = head === '*' ? (Array.isArray(v) ? v.map((_x, i) => String(i)) : []) : [head];
+    for (const k of keys) {
+      if (!Object.hasOwn(v, k)) continue;
+      if (rest.length) walk(v[k], rest);
+      else if (v[k] !== SECRET_CHANGED_MARKER) v[k] = SECRET_MARKER;
     }
-    for (const t of Array.isArray(snmp.targets) ? snmp.targets : []) if (t && typeof t === 'object' && 'community' in t) t.community = SECRET;
-  }
-  const prom = d?.telemetry?.prometheus;
-  if (prom && typeof prom === 'object' && 'token' in prom) prom.token = SECRET;
+  };
+  for (const p of SECRET_PATHS) walk(d, p.split('/').slice(1));
   return d as T;
 }
