@@ -12,7 +12,12 @@ import { prepareDocument, type PreparedDocument, type Store, type VersionRecord,
 import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
-import { compileRuleset, LISTS_TABLE, TABLE, type CompiledRuleset } from './compile.ts';
+import { blocklistHostCount, compileListsStaged, compileRuleset, listsFingerprint, LISTS_TABLE, LISTS_TABLE_ALT, TABLE, type CompiledRuleset, type StagedLists } from './compile.ts';
+import { setelemHelper } from '../host/exec.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { BLOCK_TABLE } from './blocks.ts';
 import { configDiff } from './config-diff.ts';
 
@@ -57,6 +62,28 @@ export interface FirewallHooks {
   restoreBlocks?: () => Promise<void>;
   /** Whether the dynamic blocks table carries a marker to check in every transaction. */
   blocksMarker?: boolean;
+  /**
+   * From how many single addresses in the blocklists a changed lists table is loaded in two steps (default 10,000;
+   * see Firewall.load). 0 turns the two-step load off.
+   */
+  stageListsFrom?: number;
+}
+
+/** The sibling lists table: the name a two-step load fills while the running one stays. */
+function otherListsTable(table: string): string {
+  return table === LISTS_TABLE ? LISTS_TABLE_ALT : LISTS_TABLE;
+}
+
+/** Statements that remove a table whether or not it exists. */
+function dropTable(table: string): string {
+  return `table inet ${table}\ndelete table inet ${table}\n`;
+}
+
+/** A lists table being filled by the first step of a two-step load. */
+interface Staging {
+  lists: StagedLists;
+  /** Settles when the table and its address sets are in the kernel (rejects with what failed). */
+  ready: Promise<void>;
 }
 
 /** Statements that fail unless the table and its marker counter exist, and leave them as they were. */
@@ -70,6 +97,8 @@ export class Firewall {
   private readonly queue = new SerialQueue();
   /** Fingerprint of the blocklists table the kernel holds, as far as this process knows. */
   private listsLoaded?: string;
+  /** Which of the two names the running lists table has (a two-step load alternates them). */
+  listsTable = LISTS_TABLE;
   /** Fingerprint of the main table of the running version (what the kernel should hold). */
   expectedFingerprint?: string;
   /** What the kernel held when last looked at. */
@@ -117,7 +146,8 @@ export class Firewall {
       const compiled = this.compile(parseConfig(running.document));
       this.expectedFingerprint = compiled.fingerprint;
       const inKernel = await this.checkKernel();
-      this.listsLoaded = await this.kernelFingerprint(LISTS_TABLE);
+      await this.findListsTable();
+      this.listsLoaded = await this.kernelFingerprint(this.listsTable);
       if (inKernel !== compiled.fingerprint || this.listsLoaded !== compiled.lists.fingerprint) {
         this.log.warn({ version: running.version, inKernel }, 'kernel ruleset differs from the running version: re-applying');
         await this.load(compiled);
@@ -181,7 +211,7 @@ export class Firewall {
 
   async kernelFingerprint(table = TABLE): Promise<string | undefined> {
     const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', table], { allowFailure: true });
-    if (res.exitCode !== 0) return table === LISTS_TABLE ? 'none' : undefined;
+    if (res.exitCode !== 0) return table === LISTS_TABLE || table === LISTS_TABLE_ALT ? 'none' : undefined;
     return /comment "rampart ([0-9a-f]{64})"/.exec(res.stdout)?.[1];
   }
 
@@ -192,12 +222,14 @@ export class Firewall {
       const t0 = performance.now();
       const config = parseConfigOnce(req.document);
       const t1 = performance.now();
+      // Big changed blocklists start loading into a sibling table now, while the main table compiles.
+      const staging = await this.stage(config);
       const compiled = this.compile(config);
       const t2 = performance.now();
       const previous = this.store.runningVersionMeta();
       let prepared: PreparedDocument | undefined;
       try {
-        const loading = this.load(compiled);
+        const loading = this.load(compiled, staging);
         // nft works in its own process now: serialise and hash the document for the journal meanwhile.
         prepared = prepareDocument(req.document);
         await loading;
@@ -303,8 +335,9 @@ export class Firewall {
     const good = this.store.lastGoodVersion(pending.version);
     if (good) await this.load(this.compile(parseConfig(good.document)));
     else {
-      await this.host.nft(`table inet ${TABLE}\ndelete table inet ${TABLE}\ntable inet ${LISTS_TABLE}\ndelete table inet ${LISTS_TABLE}\n`);
+      await this.host.nft(dropTable(TABLE) + dropTable(LISTS_TABLE) + dropTable(LISTS_TABLE_ALT));
       this.listsLoaded = 'none';
+      this.listsTable = LISTS_TABLE;
       this.expectedFingerprint = undefined;
       this.kernelSeen = { fingerprint: undefined, at: Date.now() };
     }
@@ -318,29 +351,109 @@ export class Firewall {
   }
 
   /**
+   * Which lists table runs: the one with hooked chains. A sibling left unhooked (a two-step load that stopped
+   * between its steps) is removed.
+   */
+  private async findListsTable(): Promise<void> {
+    const hooked: string[] = [];
+    const present: string[] = [];
+    for (const t of [LISTS_TABLE, LISTS_TABLE_ALT]) {
+      const res = await this.host.run('nft', ['-t', 'list', 'table', 'inet', t], { allowFailure: true });
+      if (res.exitCode !== 0) continue;
+      present.push(t);
+      if (/\bhook\b/.test(res.stdout)) hooked.push(t);
+    }
+    this.listsTable = hooked[0] ?? LISTS_TABLE;
+    const stale = present.filter((t) => t !== this.listsTable);
+    if (stale.length) {
+      this.log.warn({ tables: stale }, 'removing an unfinished lists table');
+      await this.host.nft(stale.map(dropTable).join(''));
+    }
+  }
+
+  /**
+   * The first step of a two-step load, started when the blocklists changed and hold many single addresses: the
+   * sibling lists table is created unhooked (so it changes nothing) and its address sets are filled through the
+   * netlink helper, which loads elements several times faster than nft parses them. The second step is the
+   * transaction of load(): main table, the rest of the new lists table with its hooks, and the old lists table gone.
+   */
+  private async stage(config: Config): Promise<Staging | undefined> {
+    const from = this.hooks.stageListsFrom ?? 10_000;
+    const helper = setelemHelper();
+    if (!from || !helper || !config.firewall.blocklists.length) return undefined;
+    if (this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === listsFingerprint(config)) return undefined;
+    if (blocklistHostCount(config) < from) return undefined;
+    const lists = compileListsStaged(config, otherListsTable(this.listsTable));
+    const failed = (err: unknown): Staging => {
+      const ready = Promise.reject(RampartError.from(err));
+      ready.catch(() => undefined); // awaited in load()
+      return { lists, ready };
+    };
+    try {
+      const setup = await this.host.nft(lists.setup, { allowFailure: true });
+      if (setup.exitCode !== 0) return failed(new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`));
+      // The elements go through a file: the helper then needs nothing more from this process while the main table
+      // compiles (a pipe would wait for the event loop).
+      const file = this.hooks.scratchFile ? `${this.hooks.scratchFile}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
+      writeFileSync(file, lists.elements, { mode: 0o600 });
+      const ready = this.host
+        .run(helper, ['inet', lists.table, file], { allowFailure: true })
+        .then((fill) => {
+          if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
+        })
+        .finally(() => rm(this.hooks.scratchFile ? file : dirname(file), { recursive: true, force: true }));
+      ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
+      return { lists, ready };
+    } catch (err) {
+      return failed(err);
+    }
+  }
+
+  /**
    * One transaction. The blocklists table is left out when the kernel already holds exactly the compiled lists
    * (big lists are not reloaded for a rule change). Marker objects of the sibling tables are deleted and re-added in
    * the same transaction: if a sibling vanished behind our back (`nft flush ruleset`), the kernel refuses, and we
-   * restore the dynamic blocks and load everything.
+   * restore the dynamic blocks and load everything. With `staging`, the new lists table was prepared by stage() and
+   * this transaction completes it and drops the old one; if anything fails, the prepared table is removed and the
+   * kernel keeps what it had.
    */
-  private async load(compiled: CompiledRuleset): Promise<void> {
-    const mainOnly = this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
-    const part = mainOnly ? compiled.main : compiled;
-    const markers = [...(mainOnly ? [markerCheck(LISTS_TABLE)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
+  private async load(compiled: CompiledRuleset, staging?: Staging): Promise<void> {
+    if (staging) {
+      try {
+        await staging.ready;
+      } catch (err) {
+        await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
+        throw err;
+      }
+    }
+    const mainOnly = !staging && this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
+    let part: { script: string; lineMap: string[] };
+    if (staging) {
+      const finish = staging.lists.finish;
+      part = { script: compiled.main.script + finish.lines.join('\n') + '\n' + dropTable(this.listsTable), lineMap: [...compiled.main.lineMap, ...finish.map, '', ''] };
+    } else if (mainOnly) part = compiled.main;
+    else {
+      // The full script names the lists table LISTS_TABLE: its sibling goes in the same transaction.
+      part = { script: compiled.script + dropTable(LISTS_TABLE_ALT), lineMap: [...compiled.lineMap, '', ''] };
+    }
+    const markers = [...(mainOnly ? [markerCheck(this.listsTable)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
     const res = await this.host.nft(part.script + markers, { allowFailure: true, viaFile: this.hooks.scratchFile });
     if (res.exitCode !== 0) {
+      if (staging) await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
       const problems = mapNftErrors(res.stderr, part.lineMap);
       const markerLine = part.lineMap.length;
       const onlyMarkers = [...res.stderr.matchAll(/^[^:\n]*:(\d+):/gm)].every((m) => Number(m[1]) > markerLine);
       if (!onlyMarkers || !markers) throw new RampartError('apply_failed', problems[0]?.message ?? 'nft failed', problems);
       this.log.warn('a sibling table vanished behind our back: restoring dynamic blocks and loading everything');
       await this.hooks.restoreBlocks?.();
-      const full = await this.host.nft(compiled.script, { allowFailure: true });
+      const full = await this.host.nft(compiled.script + dropTable(LISTS_TABLE_ALT), { allowFailure: true });
       if (full.exitCode !== 0) {
         const p2 = mapNftErrors(full.stderr, compiled.lineMap);
         throw new RampartError('apply_failed', p2[0]?.message ?? 'nft failed', p2);
       }
-    }
+      this.listsTable = LISTS_TABLE;
+    } else if (staging) this.listsTable = staging.lists.table;
+    else if (!mainOnly) this.listsTable = LISTS_TABLE;
     this.listsLoaded = compiled.lists.fingerprint;
     this.expectedFingerprint = compiled.fingerprint;
     this.kernelSeen = { fingerprint: compiled.fingerprint, at: Date.now() };

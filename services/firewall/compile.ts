@@ -34,6 +34,8 @@ import { DisjointRun, keyShape, ruleSpace, type Fam, type RuleSpace } from './ru
 
 export const TABLE = 'rampart';
 export const LISTS_TABLE = 'rampart_lists';
+/** The other name of the lists table, for a load in two steps (a new table is filled before the old one goes). */
+export const LISTS_TABLE_ALT = 'rampart_lists_b';
 /** Bump when the rendering of the lists table changes, so kernels holding the old rendering get the new one. */
 const LISTS_FORMAT = 1;
 const ELEMENTS_PER_LINE = 500;
@@ -309,23 +311,32 @@ export function compileRuleset(config: Config, env: RuntimeEnv = {}): CompiledRu
 
 /** Fingerprint of the blocklists section: what the lists table's comment records. */
 export function listsFingerprint(config: Config): string {
-  if (!config.firewall.blocklists.length) return 'none';
-  const h = createHash('sha256').update(`lists-format ${LISTS_FORMAT}\n`);
-  for (const b of config.firewall.blocklists) h.update(JSON.stringify([b.name, b.entries]));
-  return h.digest('hex');
+  let fp = listsFingerprints.get(config);
+  if (fp) return fp;
+  if (!config.firewall.blocklists.length) fp = 'none';
+  else {
+    const h = createHash('sha256').update(`lists-format ${LISTS_FORMAT}\n`);
+    for (const b of config.firewall.blocklists) h.update(JSON.stringify([b.name, b.entries]));
+    fp = h.digest('hex');
+  }
+  listsFingerprints.set(config, fp);
+  return fp;
+}
+/** Parsed configurations are not changed after validation: their lists' fingerprint is computed once. */
+const listsFingerprints = new WeakMap<Config, string>();
+
+interface ListSet {
+  set: string;
+  fam: Family;
+  interval: boolean;
+  elements: string[];
+  counter: string;
+  path: string;
 }
 
-/**
- * Blocklists live in `table inet LISTS_TABLE`, hooked just before the main table, so that big lists are loaded only
- * when they change (the applier leaves an unchanged lists table alone) and never slow down a rule change.
- * Single addresses go into hash sets, prefixes into interval sets. Without blocklists the table is removed.
- */
-function compileLists(config: Config, fingerprint: string): { lines: string[]; map: string[] } {
-  const body = new Emitter();
-  const sets: { set: string; fam: Family; counter: string; path: string }[] = [];
-  config.firewall.blocklists.forEach((b, i) => body.emit(`\tcounter bl_${b.name} { }`, pointer(['firewall', 'blocklists', i])));
-  // Checked (deleted and re-added) by main-only transactions; last among the counters, where re-adding puts it.
-  body.emit('\tcounter marker { }');
+/** The sets of the blocklists, with their elements (addresses deduplicated, prefixes aggregated). */
+function blocklistSets(config: Config): ListSet[] {
+  const sets: ListSet[] = [];
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
     const parsed = parsedBlocklist(b.entries);
@@ -336,15 +347,21 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
       '6n': aggregate(parsed.v6n).map((p) => p.text),
     };
     for (const key of ['4h', '4n', '6h', '6n']) {
-      const fam = Number(key[0]) as Family;
-      const interval = key[1] === 'n';
       const list = elements[key];
       if (!list.length) continue;
-      const set = `bl.${b.name}.${key}`;
-      emitSet(body, set, fam, interval, list, path);
-      sets.push({ set, fam, counter: `bl_${b.name}`, path });
+      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, counter: `bl_${b.name}`, path });
     }
   });
+  return sets;
+}
+
+/** Counters, sets (those `withElements` accepts, with their elements; the others not at all) and the hooked chains. */
+function listsBody(config: Config, sets: ListSet[], declare: (s: ListSet) => boolean): Emitter {
+  const body = new Emitter();
+  config.firewall.blocklists.forEach((b, i) => body.emit(`\tcounter bl_${b.name} { }`, pointer(['firewall', 'blocklists', i])));
+  // Checked (deleted and re-added) by main-only transactions; last among the counters, where re-adding puts it.
+  body.emit('\tcounter marker { }');
+  for (const s of sets) if (declare(s)) emitSet(body, s.set, s.fam, s.interval, s.elements, s.path);
   for (const [hook, dirs] of [['input', ['saddr']], ['forward', ['saddr', 'daddr']], ['output', ['daddr']]] as const) {
     body.emit(`\tchain ${hook} {`);
     body.emit(`\t\ttype filter hook ${hook} priority filter - 5; policy accept;`);
@@ -353,16 +370,75 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
     }
     body.emit('\t}');
   }
+  return body;
+}
+
+/**
+ * Blocklists live in `table inet LISTS_TABLE`, hooked just before the main table, so that big lists are loaded only
+ * when they change (the applier leaves an unchanged lists table alone) and never slow down a rule change.
+ * Single addresses go into hash sets, prefixes into interval sets. Without blocklists the table is removed.
+ */
+function compileLists(config: Config, fingerprint: string): { lines: string[]; map: string[] } {
+  const sets = blocklistSets(config);
   const out = new Emitter();
   out.emit(`table inet ${LISTS_TABLE}`);
   out.emit(`delete table inet ${LISTS_TABLE}`);
   if (!config.firewall.blocklists.length) return { lines: out.lines, map: out.map };
+  const body = listsBody(config, sets, () => true);
   out.emit(`table inet ${LISTS_TABLE} {`);
   out.emit(`\tcomment "rampart ${fingerprint}"`);
   out.lines.push(...body.lines);
   out.map.push(...body.map);
   out.emit('}');
   return { lines: out.lines, map: out.map };
+}
+
+/**
+ * The same lists table in three parts, for a load in two steps (see Firewall.load): `setup` creates `table` (not
+ * hooked, so it changes nothing) with its address sets empty; `elements` are those sets' elements as lines for the
+ * netlink helper (`a SET ADDRESS`); `finish` adds the counters, the prefix sets with their elements and the hooked
+ * chains, for the transaction that also replaces the main table and drops the previous lists table.
+ */
+export interface StagedLists {
+  table: string;
+  fingerprint: string;
+  setup: string;
+  elements: string;
+  elementCount: number;
+  finish: { lines: string[]; map: string[] };
+}
+
+export function compileListsStaged(config: Config, table: string): StagedLists {
+  const fingerprint = listsFingerprint(config);
+  const sets = blocklistSets(config);
+  const hosts = sets.filter((s) => !s.interval);
+  const setup = [`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`, `\tcomment "rampart ${fingerprint}"`];
+  for (const s of hosts) setup.push(`\tset ${s.set} {`, `\t\ttype ${s.fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t}');
+  setup.push('}');
+  const parts: string[] = [];
+  let elementCount = 0;
+  for (const s of hosts) {
+    const prefix = `a ${s.set} `;
+    parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
+    elementCount += s.elements.length;
+  }
+  const body = listsBody(config, sets, (s) => s.interval);
+  const finish = new Emitter();
+  finish.emit(`table inet ${table} {`);
+  finish.lines.push(...body.lines);
+  finish.map.push(...body.map);
+  finish.emit('}');
+  return { table, fingerprint, setup: setup.join('\n') + '\n', elements: parts.join(''), elementCount, finish: { lines: finish.lines, map: finish.map } };
+}
+
+/** How many single addresses the blocklists hold (what a two-step load would hand to the netlink helper). */
+export function blocklistHostCount(config: Config): number {
+  let n = 0;
+  for (const b of config.firewall.blocklists) {
+    const parsed = parsedBlocklist(b.entries);
+    n += parsed.v4h.length + parsed.v6h.length;
+  }
+  return n;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Per-rule packet/byte counters, read from the named counters of `table inet rampart` (no rules or sets listed). */
 import { countersHelper, run, type Host } from '../host/exec.ts';
 import type { CounterRef } from './compile.ts';
-import { LISTS_TABLE, TABLE } from './compile.ts';
+import { LISTS_TABLE, LISTS_TABLE_ALT, TABLE } from './compile.ts';
 import { BLOCK_TABLE } from './blocks.ts';
 
 export interface CounterValue {
@@ -59,9 +59,10 @@ export async function listCounters(host: Host, tables: string[]): Promise<Map<st
 }
 
 export async function readCounters(host: Host, refs: Record<string, CounterRef>): Promise<Counters> {
-  const tables = await listCounters(host, [TABLE, LISTS_TABLE, BLOCK_TABLE]);
+  // The lists table has one of two names (see Firewall.load); the other one is absent or not yet hooked.
+  const tables = await listCounters(host, [TABLE, LISTS_TABLE, LISTS_TABLE_ALT, BLOCK_TABLE]);
   const values: CounterMap = new Map(tables.get(TABLE) ?? []);
-  for (const [k, v] of tables.get(LISTS_TABLE) ?? []) values.set(k, v);
+  for (const t of [LISTS_TABLE, LISTS_TABLE_ALT]) for (const [k, v] of tables.get(t) ?? []) if (k !== 'marker') values.set(k, v);
   const out: Counters = { rules: {}, portForwards: {}, snat: {}, blocklists: {} };
   for (const [name, ref] of Object.entries(refs)) {
     const v = values.get(name);
