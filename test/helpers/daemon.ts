@@ -65,20 +65,30 @@ export async function startDaemon(opts: { netns?: string; config?: unknown; data
     const c = child;
     let exited = false;
     c.once('exit', () => (exited = true));
-    await waitFor(
-      async () => {
-        if (exited) throw new Error(`rampartd exited at start:\n${logs}`);
-        if (!existsSync(join(dataDir, 'rampart.sock'))) return false;
-        try {
-          await callDaemon(join(dataDir, 'rampart.sock'), 'status', {}, 2000);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-      'rampartd to answer on its control socket',
-    );
+    try {
+      await waitFor(
+        async () => {
+          if (exited) throw new Error(`rampartd exited at start:\n${logs}`);
+          if (!existsSync(join(dataDir, 'rampart.sock'))) return false;
+          try {
+            await callDaemon(join(dataDir, 'rampart.sock'), 'status', {}, 2000);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        60_000,
+        'rampartd to answer on its control socket',
+      );
+    } catch (err) {
+      // A daemon that did not come up is ended here (by its PID), so the test fails instead of hanging on it.
+      if (!exited) {
+        const gone = new Promise<void>((r) => c.once('exit', () => r()));
+        process.kill(c.pid!, 'SIGKILL');
+        await gone;
+      }
+      throw new Error(`${(err as Error).message}\n--- rampartd log (tail) ---\n${logs.slice(-4000)}`);
+    }
   };
   const seedArgs: string[] = [];
   if (opts.config !== undefined) {
