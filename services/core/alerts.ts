@@ -1,7 +1,12 @@
 /**
- * The alert store: IDS alerts and telemetry anomalies in one table, in arrival order (`seq`), deduplicated by `id`.
+ * The alert store: IDS alerts and telemetry anomalies in one table, in arrival order (`seq`).
  * Producers (EVE ingest, anomaly detector) call add() with batches; consumers (API, SSE, SNMP counters, sync
  * outbox, syslog) read from here or listen to the bus's `alert` event, which carries only newly stored records.
+ *
+ * Exactly-once: anomalies (and any other producer that may offer the same record twice) are deduplicated by `id`
+ * through a unique index. IDS alerts are not: the EVE ingest stores each line exactly once through its persisted
+ * file position, committed in the same transaction as the rows (services/ids/eve.ts), so its rows skip that index
+ * (the hot path of a busy sensor); their `id` is still stable and unique per event for the MSSP's dedupe.
  */
 import { randomUUID } from 'node:crypto';
 import type { EventBus } from './events.ts';
@@ -73,7 +78,58 @@ export const ALERT_MIGRATIONS = [
      detail TEXT
    );
    CREATE INDEX alerts_at ON alerts(at);`,
+  // 2: `id` is unique for everything but IDS alerts (see the header); seq stays AUTOINCREMENT (never reused, the
+  // sync outbox's cursor depends on it: the sequence is carried over). The table is rebuilt to drop the column
+  // constraint.
+  `CREATE TABLE alerts_v2 (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     severity INTEGER NOT NULL,
+     signature TEXT NOT NULL,
+     sid INTEGER,
+     category TEXT,
+     src TEXT,
+     dst TEXT,
+     proto TEXT,
+     sport INTEGER,
+     dport INTEGER,
+     action TEXT,
+     detail TEXT
+   );
+   INSERT INTO alerts_v2 SELECT seq, id, kind, at, severity, signature, sid, category, src, dst, proto, sport, dport, action, detail FROM alerts ORDER BY seq;
+   DELETE FROM sqlite_sequence WHERE name = 'alerts_v2';
+   INSERT INTO sqlite_sequence (name, seq) SELECT 'alerts_v2', seq FROM sqlite_sequence WHERE name = 'alerts';
+   DROP TABLE alerts;
+   ALTER TABLE alerts_v2 RENAME TO alerts;
+   CREATE INDEX alerts_at ON alerts(at);
+   CREATE UNIQUE INDEX alerts_id ON alerts(id) WHERE kind <> 'ids';`,
 ];
+
+/** The insert of one alert row: the values of alertRow() in order (also the EVE ingest's writer thread's). */
+export const ALERT_INSERT_SQL = `INSERT OR IGNORE INTO alerts (id, kind, at, severity, signature, sid, category, src, dst, proto, sport, dport, action, detail)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** The values an input is stored as (ALERT_INSERT_SQL's parameters), the id given. */
+function alertRow(a: AlertInput, id: string): unknown[] {
+  return [
+    id,
+    a.kind,
+    Math.round(a.at),
+    a.severity,
+    a.signature,
+    a.sid ?? null,
+    a.category ?? null,
+    a.src ?? null,
+    a.dst ?? null,
+    a.proto ?? null,
+    a.sport ?? null,
+    a.dport ?? null,
+    a.action ?? null,
+    a.detailJson ?? (a.detail === undefined ? null : JSON.stringify(a.detail)),
+  ];
+}
 
 interface Row {
   seq: number;
@@ -103,8 +159,20 @@ function fromRow(r: Row): AlertRecord {
   if (r.sport !== null) rec.sport = r.sport;
   if (r.dport !== null) rec.dport = r.dport;
   if (r.action !== null) rec.action = r.action;
-  if (r.detail !== null) rec.detail = JSON.parse(r.detail);
+  if (r.detail !== null) rec.detail = parseDetail(r.detail);
   return rec;
+}
+
+/**
+ * The stored raw event as a value. The EVE ingest reads only the head of a line (services/ids/eve.ts), so a line
+ * whose tail is broken is stored as it came: it is handed out as its text rather than failing every reader.
+ */
+function parseDetail(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return json;
+  }
 }
 
 /**
@@ -112,22 +180,34 @@ function fromRow(r: Row): AlertRecord {
  * (parsed on first read), so listeners see the same shape as list() returns without the ingest paying for a parse.
  */
 function newRecord(a: AlertInput, id: string, seq: number): AlertRecord {
-  if (a.detailJson === undefined) return { ...a, id, seq };
-  const { detailJson, ...rest } = a;
-  const rec: AlertRecord = { ...rest, id, seq };
-  if (rest.detail === undefined) {
-    let parsed: unknown;
-    let done = false;
-    Object.defineProperty(rec, 'detail', {
-      enumerable: true,
-      configurable: true,
-      get() {
-        if (!done) (parsed = JSON.parse(detailJson)), (done = true);
-        return parsed;
-      },
-    });
+  const json = a.detailJson;
+  if (json === undefined) return { ...a, id, seq };
+  if (a.detail !== undefined) {
+    const { detailJson: _json, ...rest } = a;
+    return { ...rest, id, seq };
   }
-  return rec;
+  // A literal with a getter (the hot path of the EVE ingest): absent optional fields are undefined members.
+  let parsed: unknown;
+  return {
+    seq,
+    id,
+    kind: a.kind,
+    at: a.at,
+    severity: a.severity,
+    signature: a.signature,
+    sid: a.sid,
+    category: a.category,
+    src: a.src,
+    dst: a.dst,
+    proto: a.proto,
+    sport: a.sport,
+    dport: a.dport,
+    action: a.action,
+    get detail(): unknown {
+      if (parsed === undefined) parsed = parseDetail(json);
+      return parsed;
+    },
+  };
 }
 
 export class AlertStore {
@@ -141,36 +221,33 @@ export class AlertStore {
   /** Stores a batch in one transaction; returns (and announces) only the alerts that were new. */
   add(inputs: AlertInput[]): AlertRecord[] {
     if (inputs.length === 0) return [];
-    const insert = this.store.prepare(
-      `INSERT OR IGNORE INTO alerts (id, kind, at, severity, signature, sid, category, src, dst, proto, sport, dport, action, detail)
-       VALUES (@id, @kind, @at, @severity, @signature, @sid, @category, @src, @dst, @proto, @sport, @dport, @action, @detail)`,
-    );
+    const insert = this.store.prepare(ALERT_INSERT_SQL);
     const added: AlertRecord[] = [];
     this.store.sql.transaction(() => {
       for (const a of inputs) {
         const id = a.id ?? randomUUID();
-        const info = insert.run({
-          id,
-          kind: a.kind,
-          at: Math.round(a.at),
-          severity: a.severity,
-          signature: a.signature,
-          sid: a.sid ?? null,
-          category: a.category ?? null,
-          src: a.src ?? null,
-          dst: a.dst ?? null,
-          proto: a.proto ?? null,
-          sport: a.sport ?? null,
-          dport: a.dport ?? null,
-          action: a.action ?? null,
-          detail: a.detailJson ?? (a.detail === undefined ? null : JSON.stringify(a.detail)),
-        });
+        const info = insert.run(alertRow(a, id));
         if (info.changes === 1) added.push(newRecord(a, id, Number(info.lastInsertRowid)));
       }
     })();
+    this.announce(added);
+    return added;
+  }
+
+  /**
+   * For a producer that wrote rows itself (the EVE ingest's writer thread, with ALERT_INSERT_SQL and the inputs'
+   * ids): the records of those inputs at the seqs they got, counted and announced like add()'s.
+   */
+  stored(inputs: AlertInput[], seqs: ArrayLike<number>): AlertRecord[] {
+    const added: AlertRecord[] = new Array(inputs.length);
+    for (let i = 0; i < inputs.length; i++) added[i] = newRecord(inputs[i], inputs[i].id!, seqs[i]);
+    this.announce(added);
+    return added;
+  }
+
+  private announce(added: AlertRecord[]): void {
     if (this.counts) for (const a of added) this.counts[a.severity] = (this.counts[a.severity] ?? 0) + 1;
     if (added.length) this.events?.emit('alert', added);
-    return added;
   }
 
   list(q: AlertQuery = {}): AlertRecord[] {
@@ -187,8 +264,10 @@ export class AlertStore {
     return (this.store.prepare(sql).all(args) as Row[]).map(fromRow);
   }
 
+  /** By id: through the unique index for anomalies; IDS alerts' ids are not indexed (a scan, for rare lookups). */
   get(id: string): AlertRecord | undefined {
-    const r = this.store.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+    const r = (this.store.prepare("SELECT * FROM alerts WHERE id = ? AND kind <> 'ids'").get(id) ??
+      this.store.prepare("SELECT * FROM alerts WHERE id = ? AND kind = 'ids' LIMIT 1").get(id)) as Row | undefined;
     return r ? fromRow(r) : undefined;
   }
 

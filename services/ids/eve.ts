@@ -4,12 +4,16 @@
  * (the old file is drained through its open descriptor, or found again by inode after a restart), truncation and
  * partial lines (only complete lines are consumed). Only alert and stats lines are parsed; a malformed line is
  * counted and skipped.
+ *
+ * Exactly once: the position is the only record of what was stored (no unique index on the alerts: see
+ * services/core/alerts.ts), so every write of rows carries the position after them in the same transaction.
  */
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { AlertInput, AlertStore, Severity } from '../core/alerts.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/store.ts';
+import { EveWriterThread, ROW_WIDTH, SAVE_POSITION_SQL } from './eve-writer.ts';
 
 export const EVE_MIGRATIONS = [
   `CREATE TABLE ids_eve_position (
@@ -24,6 +28,8 @@ const CHUNK = 1 << 20;
 const BULK_BYTES = 8 << 20;
 const BULK_CHECKPOINT_PAGES = 16384;
 const MAX_LINE = 16 << 20;
+const PIECE = 64 << 10;
+const BATCH = 256 << 10;
 const ALERT_MARK = '"event_type":"alert"';
 const STATS_MARK = '"event_type":"stats"';
 
@@ -97,11 +103,174 @@ function headAlert(line: string): AlertInput | undefined {
   return normalise(env, a, line);
 }
 
+// Faster still, the same head read member by member without JSON.parse: scalar members (strings, numbers,
+// true/false/null) until the first object or array value, the fields normalise() needs kept in objects of a fixed
+// shape. A backslash or a control character anywhere in what was read, an odd number or a nested value before
+// the alert leave the line to headAlert().
+
+const NOT_PLAIN = /[\u0000-\u001f\\]/;
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
+interface EnvelopeFields {
+  timestamp: unknown;
+  flow_id: unknown;
+  event_type: unknown;
+  src_ip: unknown;
+  src_port: unknown;
+  dest_ip: unknown;
+  dest_port: unknown;
+  proto: unknown;
+  pcap_cnt: unknown;
+  alert: unknown;
+}
+
+interface AlertFields {
+  action: unknown;
+  gid: unknown;
+  signature_id: unknown;
+  signature: unknown;
+  category: unknown;
+  severity: unknown;
+}
+
+function setEnvelope(o: EnvelopeFields, key: string, v: unknown): void {
+  switch (key) {
+    case 'timestamp':
+      o.timestamp = v;
+      break;
+    case 'flow_id':
+      o.flow_id = v;
+      break;
+    case 'event_type':
+      o.event_type = v;
+      break;
+    case 'src_ip':
+      o.src_ip = v;
+      break;
+    case 'src_port':
+      o.src_port = v;
+      break;
+    case 'dest_ip':
+      o.dest_ip = v;
+      break;
+    case 'dest_port':
+      o.dest_port = v;
+      break;
+    case 'proto':
+      o.proto = v;
+      break;
+    case 'pcap_cnt':
+      o.pcap_cnt = v;
+      break;
+    case 'alert':
+      o.alert = v;
+      break;
+  }
+}
+
+function setAlert(o: AlertFields, key: string, v: unknown): void {
+  switch (key) {
+    case 'action':
+      o.action = v;
+      break;
+    case 'gid':
+      o.gid = v;
+      break;
+    case 'signature_id':
+      o.signature_id = v;
+      break;
+    case 'signature':
+      o.signature = v;
+      break;
+    case 'category':
+      o.category = v;
+      break;
+    case 'severity':
+      o.severity = v;
+      break;
+  }
+}
+
+function skipWs(s: string, i: number): number {
+  for (let c = s.charCodeAt(i); c === 32 || c === 9 || c === 10 || c === 13; c = s.charCodeAt(++i));
+  return i;
+}
+
+/** Where scanMembers() stopped: at the closing "}" (`key` undefined) or at the first object/array value. */
+interface Stop {
+  key?: string;
+  at: number;
+}
+
+/**
+ * Reads the scalar members of the object whose "{" is at `i` through `set`. Strings are taken as they stand (the
+ * caller rejects text with escapes); undefined when the text is not plainly valid JSON.
+ */
+function scanMembers<T>(s: string, i: number, into: T, set: (o: T, key: string, v: unknown) => void): Stop | undefined {
+  i = skipWs(s, i + 1);
+  if (s.charCodeAt(i) === 125) return { at: i };
+  for (;;) {
+    if (s.charCodeAt(i) !== 34) return undefined;
+    const ke = s.indexOf('"', i + 1);
+    if (ke < 0) return undefined;
+    const key = s.slice(i + 1, ke);
+    i = skipWs(s, ke + 1);
+    if (s.charCodeAt(i) !== 58) return undefined;
+    i = skipWs(s, i + 1);
+    const c = s.charCodeAt(i);
+    let v: unknown;
+    if (c === 34) {
+      const ve = s.indexOf('"', i + 1);
+      if (ve < 0) return undefined;
+      v = s.slice(i + 1, ve);
+      i = ve + 1;
+    } else if (c === 123 || c === 91) {
+      return { key, at: i };
+    } else if (c === 116 && s.startsWith('true', i)) (v = true), (i += 4);
+    else if (c === 102 && s.startsWith('false', i)) (v = false), (i += 5);
+    else if (c === 110 && s.startsWith('null', i)) (v = null), (i += 4);
+    else {
+      let j = i;
+      for (let d = s.charCodeAt(j); (d >= 48 && d <= 57) || d === 45 || d === 43 || d === 46 || d === 69 || d === 101; d = s.charCodeAt(++j));
+      const num = s.slice(i, j);
+      if (!JSON_NUMBER.test(num)) return undefined;
+      v = Number(num);
+      i = j;
+    }
+    set(into, key, v);
+    i = skipWs(s, i);
+    const d = s.charCodeAt(i);
+    if (d === 125) return { at: i };
+    if (d !== 44) return undefined;
+    i = skipWs(s, i + 1);
+  }
+}
+
+/** The alert from the head of the line read by scanMembers(), or undefined when it cannot say. */
+function scanHead(line: string): AlertInput | undefined {
+  const env: EnvelopeFields = { timestamp: undefined, flow_id: undefined, event_type: undefined, src_ip: undefined, src_port: undefined, dest_ip: undefined, dest_port: undefined, proto: undefined, pcap_cnt: undefined, alert: undefined };
+  const stop = scanMembers(line, 0, env, setEnvelope);
+  if (!stop || stop.key !== 'alert' || env.event_type !== 'alert' || env.alert !== undefined || line.charCodeAt(stop.at) !== 123) return undefined;
+  const a: AlertFields = { action: undefined, gid: undefined, signature_id: undefined, signature: undefined, category: undefined, severity: undefined };
+  const end = scanMembers(line, stop.at, a, setAlert);
+  if (!end || typeof a.signature !== 'string' || a.signature_id === undefined) return undefined;
+  // Stopped at a nested member: the fields after it are unseen, so all of them must have come before.
+  if (end.key !== undefined && (a.action === undefined || a.gid === undefined || a.category === undefined || a.severity === undefined)) return undefined;
+  // Strings were taken as they stand: nothing read may hold an escape or a raw control character.
+  if (NOT_PLAIN.test(line.slice(0, end.at))) return undefined;
+  return normalise(env, a, line);
+}
+
 /**
  * The alert of an EVE line: `undefined` when the line is no alert, `null` when it is malformed. The line must be a
  * complete JSON object (it ends with "}").
  */
 export function scanEveAlert(line: string): AlertInput | undefined | null {
+  if (line.charCodeAt(line.length - 1) !== 125 || line.charCodeAt(0) !== 123) return scanEveAlertSlow(line);
+  return scanHead(line) ?? scanEveAlertSlow(line);
+}
+
+function scanEveAlertSlow(line: string): AlertInput | undefined | null {
   if (line.charCodeAt(line.length - 1) !== 125) return null;
   const fast = headAlert(line);
   if (fast) return fast;
@@ -125,11 +294,20 @@ export interface EveTailerOptions {
   pollMs?: number;
   /** Stats events (engine counters) for telemetry, with the event's time (epoch ms). */
   onStats?: (stats: any, at: number) => void;
+  /** A backlog of at least this many bytes is stored through the writer thread. Default 8 MiB. */
+  writerThreadBytes?: number;
 }
 
 interface Position {
   inode: number;
   offset: number;
+}
+
+/** The alerts of one batch, the texts they were read from, and each one's text index, start and end there. */
+interface Batch {
+  inputs: AlertInput[];
+  texts: string[];
+  spans: number[];
 }
 
 export class EveTailer {
@@ -141,6 +319,9 @@ export class EveTailer {
   private busy = false;
   private again = false;
   private buf = Buffer.allocUnsafe(CHUNK);
+  /** The writer thread while a backlog is being read (else rows are stored on this thread). */
+  private pipe?: EveWriterThread<AlertInput>;
+  private thread?: EveWriterThread<AlertInput>;
 
   constructor(private readonly opts: EveTailerOptions) {
     opts.store.migrate('ids', EVE_MIGRATIONS);
@@ -171,6 +352,8 @@ export class EveTailer {
     this.timer = undefined;
     this.watcher = undefined;
     this.closeFd();
+    this.thread?.close();
+    this.thread = undefined;
   }
 
   private closeFd(): void {
@@ -251,6 +434,28 @@ export class EveTailer {
    * each of which syncs the disk, while the same transactions commit; the interval is restored afterwards.
    */
   private bulk(backlog: number, fn: () => void): void {
+    if (backlog < (this.opts.writerThreadBytes ?? BULK_BYTES)) return fn();
+    if (this.opts.store.path !== ':memory:') {
+      this.thread ??= new EveWriterThread<AlertInput>(this.opts.store.path, (items, seqs) => {
+        this.counters.stored += this.opts.alerts.stored(items, seqs).length;
+      });
+    }
+    if (this.thread?.usable) {
+      this.pipe = this.thread;
+      try {
+        fn();
+        this.pipe.flush();
+      } catch (err) {
+        // Whatever was not committed is read again from the saved position.
+        this.thread.reset();
+        this.closeFd();
+        this.pos = undefined;
+        throw err;
+      } finally {
+        this.pipe = undefined;
+      }
+      return;
+    }
     if (backlog < BULK_BYTES) return fn();
     const db = this.opts.store.sql;
     const prev = Number(db.pragma('wal_autocheckpoint', { simple: true }));
@@ -292,9 +497,8 @@ export class EveTailer {
   }
 
   private save(pos: Position): void {
-    this.opts.store
-      .prepare('INSERT INTO ids_eve_position (id, inode, offset, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, updated_at = excluded.updated_at')
-      .run(pos.inode, pos.offset, Date.now());
+    if (this.pipe) return this.pipe.post({ rows: [], texts: [], spans: new Int32Array(0), items: [], inode: pos.inode, offset: pos.offset });
+    this.opts.store.prepare(SAVE_POSITION_SQL).run(pos.inode, pos.offset, Date.now());
   }
 
   /**
@@ -325,14 +529,29 @@ export class EveTailer {
         this.buf = Buffer.allocUnsafe(this.buf.length * 2);
         continue;
       }
-      const text = this.buf.toString('utf8', 0, end);
-      this.ingestText(text, pos, end + 1);
+      // Decoded in pieces of at most PIECE bytes (ending at a line end): strings that small are young objects, where
+      // a megabyte string would sit in the large-object space until a full GC (with batches in flight to the writer
+      // thread, that adds up). A transaction per BATCH bytes, so that several are in flight at once.
+      let batch: Batch = { inputs: [], texts: [], spans: [] };
+      let from = 0;
+      for (let p = 0; p < end; ) {
+        let q = p + PIECE < end ? this.buf.lastIndexOf(10, p + PIECE - 1) : end;
+        if (q < p) q = this.buf.indexOf(10, p + PIECE); // one line longer than a piece
+        this.scanText(this.buf.toString('utf8', p, q), batch);
+        p = q + 1;
+        if (p - from >= BATCH || p > end) {
+          this.commit(batch, pos, p - from);
+          batch = { inputs: [], texts: [], spans: [] };
+          from = p;
+        }
+      }
       if (n < this.buf.length && end + 1 === n) return;
     }
   }
 
-  private ingestText(text: string, pos: Position, bytes: number): void {
-    const batch: AlertInput[] = [];
+  /** Classifies the lines of `text`: alerts into the batch, stats to their consumer, the rest counted. */
+  private scanText(text: string, batch: Batch): void {
+    const piece = batch.texts.push(text) - 1;
     let start = 0;
     const c = this.counters;
     while (start < text.length) {
@@ -344,7 +563,8 @@ export class EveTailer {
         if (line.includes(ALERT_MARK)) {
           const a = scanEveAlert(line);
           if (a) {
-            batch.push(a);
+            batch.inputs.push(a);
+            batch.spans.push(piece, start, nl);
             c.alerts++;
           } else if (a === null) c.malformed++;
         } else if (line.includes(STATS_MARK)) {
@@ -368,8 +588,35 @@ export class EveTailer {
       }
       start = nl + 1;
     }
+  }
+
+  /** Stores a batch and the position after its `bytes` in one transaction (or queues both for the writer thread). */
+  private commit({ inputs: batch, texts, spans }: Batch, pos: Position, bytes: number): void {
+    const c = this.counters;
     const store = this.opts.store;
     const next = { inode: pos.inode, offset: pos.offset + bytes };
+    if (this.pipe) {
+      const rows: unknown[] = new Array(batch.length * ROW_WIDTH);
+      let o = 0;
+      for (const a of batch) {
+        rows[o++] = a.id;
+        rows[o++] = a.kind;
+        rows[o++] = Math.round(a.at);
+        rows[o++] = a.severity;
+        rows[o++] = a.signature;
+        rows[o++] = a.sid ?? null;
+        rows[o++] = a.category ?? null;
+        rows[o++] = a.src ?? null;
+        rows[o++] = a.dst ?? null;
+        rows[o++] = a.proto ?? null;
+        rows[o++] = a.sport ?? null;
+        rows[o++] = a.dport ?? null;
+        rows[o++] = a.action ?? null;
+      }
+      this.pipe.post({ rows, texts, spans: Int32Array.from(spans), items: batch, inode: next.inode, offset: next.offset });
+      pos.offset = next.offset;
+      return;
+    }
     store.sql.transaction(() => {
       if (batch.length) c.stored += this.opts.alerts.add(batch).length;
       this.save(next);
