@@ -179,7 +179,7 @@ function toVersion(r: VersionRow, withDocument = true): VersionRecord {
 }
 
 /** How often the WAL is checkpointed (see open()). */
-const CHECKPOINT_EVERY_MS = 2000;
+const CHECKPOINT_EVERY_MS = 10_000;
 
 export class Store {
   private db?: Database.Database;
