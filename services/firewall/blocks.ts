@@ -11,6 +11,9 @@ import type { BlockRecord, Store } from '../core/store.ts';
 import { setelemHelper, type Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
+import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const BLOCK_TABLE = 'rampart_blocks';
 const CHUNK = 2000;
@@ -301,8 +304,8 @@ export class Blocks {
   }
 
   /**
-   * Single addresses only: one netlink transaction through rampart-setelem (elements on its stdin), with the store
-   * written while the kernel works (and put back if the kernel refuses).
+   * Single addresses only: one netlink transaction through rampart-setelem, with the store written while the kernel
+   * works (and put back if the kernel refuses).
    */
   private async writeThroughHelper(helper: string, fresh: BlockRecord[], renewed: BlockRecord[], out: BlockRecord[], now: number): Promise<void> {
     let input = '';
@@ -312,7 +315,11 @@ export class Blocks {
       input += `a ${set} ${r.address}\nd ${set} ${r.address}\na ${set} ${r.address}${ttlMs(r, now)}\n`;
     }
     if (!input) return;
-    const kernel = this.host.run(helper, ['inet', BLOCK_TABLE], { allowFailure: true, input });
+    // Through a file, not a pipe: the helper then needs nothing more from this process while the store is written
+    // below (a pipe would wait for the event loop, putting the kernel's work after the store's instead of beside it).
+    const file = join(dirname(this.store.path), 'blocks.elements');
+    writeFileSync(file, input, { mode: 0o600 });
+    const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true }).finally(() => rm(file, { force: true }));
     // While the kernel works: the store and the in-memory index, both put back if the kernel refuses.
     const before = renewed.length ? this.store.getBlocks(renewed.map((r) => r.address)) : [];
     this.store.upsertBlocks(out);
