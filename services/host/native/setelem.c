@@ -100,6 +100,10 @@ int main(int argc, char **argv) {
   setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
   int rcv = 1 << 22;
   setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv);
+  // Acknowledgements without a copy of the request: a refused batch of big messages then reports the kernel's
+  // reason instead of overflowing the receive buffer with echoed elements.
+  int one = 1;
+  setsockopt(mnl_socket_get_fd(nl), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch)) < 0) { perror("send"); return 1; }
 
   // One acknowledgement per message; an error for any of them means the kernel aborted the whole transaction.
