@@ -102,7 +102,9 @@ async function ingest(path: string, dataDir: string): Promise<number> {
   const store = new Store(join(dataDir, 'rampart.db')).open();
   const alerts = new AlertStore(store);
   const tailer = new EveTailer({ store, alerts, path });
-  tailer.poll();
+  // Slice after slice, as the daemon reads a backlog (there with a turn of the event loop between slices).
+  while (tailer.poll());
+  tailer.stop();
   const stored = tailer.counters.stored;
   store.close();
   return stored;

@@ -26,6 +26,7 @@ export const EVE_MIGRATIONS = [
 
 const CHUNK = 1 << 20;
 const BULK_BYTES = 8 << 20;
+const SLICE_BYTES = 64 << 20;
 const BULK_CHECKPOINT_PAGES = 16384;
 const MAX_LINE = 16 << 20;
 const PIECE = 64 << 10;
@@ -296,6 +297,12 @@ export interface EveTailerOptions {
   onStats?: (stats: any, at: number) => void;
   /** A backlog of at least this many bytes is stored through the writer thread. Default 8 MiB. */
   writerThreadBytes?: number;
+  /**
+   * At most about this many bytes are read per poll; a bigger backlog goes on in the next turn of the event loop, so a
+   * long catch-up never blocks the daemon (its API, the systemd watchdog) for long. Default 64 MiB (well under a
+   * second); Infinity reads everything at once.
+   */
+  sliceBytes?: number;
 }
 
 interface Position {
@@ -318,6 +325,10 @@ export class EveTailer {
   private watcher?: FSWatcher;
   private busy = false;
   private again = false;
+  /** Bytes read in the current poll, and whether it stopped at the slice with more to read. */
+  private sliceRead = 0;
+  private more = false;
+  private stopped = false;
   private buf = Buffer.allocUnsafe(CHUNK);
   /** The writer thread while a backlog is being read (else rows are stored on this thread). */
   private pipe?: EveWriterThread<AlertInput>;
@@ -334,6 +345,7 @@ export class EveTailer {
   }
 
   start(): void {
+    this.stopped = false;
     this.poll();
     const dir = dirname(this.opts.path);
     try {
@@ -347,6 +359,7 @@ export class EveTailer {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.watcher?.close();
     this.timer = undefined;
@@ -361,23 +374,30 @@ export class EveTailer {
     this.fd = undefined;
   }
 
-  /** Read everything there is now (re-entrancy safe: a poll during a poll runs once more afterwards). */
-  poll(): void {
+  /**
+   * Read what there is now, up to a slice (re-entrancy safe: a poll during a poll runs once more afterwards). Returns
+   * whether more is left; the rest is read in the next turn of the event loop.
+   */
+  poll(): boolean {
     if (this.busy) {
       this.again = true;
-      return;
+      return true;
     }
     this.busy = true;
+    this.sliceRead = 0;
+    this.more = false;
     try {
       do {
         this.again = false;
         this.catchUp();
-      } while (this.again);
+      } while (this.again && !this.more);
     } catch (err) {
       this.opts.log?.error({ err: String(err) }, 'eve tailer failed');
     } finally {
       this.busy = false;
     }
+    if (this.more && !this.stopped) setImmediate(() => !this.stopped && this.poll());
+    return this.more;
   }
 
   private catchUp(): void {
@@ -412,6 +432,7 @@ export class EveTailer {
         this.pos!.offset = 0;
       }
       this.bulk(size - this.pos!.offset, () => this.readFrom(fd, this.pos!));
+      if (this.more) return; // the slice is full: the next poll goes on from here
       // Rotated (renamed and a new file made)? The old descriptor is fully read now: switch.
       let st;
       try {
@@ -507,7 +528,12 @@ export class EveTailer {
    */
   private readFrom(fd: number, pos: Position, final = false): void {
     for (;;) {
+      if (!final && this.sliceRead >= (this.opts.sliceBytes ?? SLICE_BYTES)) {
+        this.more = true;
+        return;
+      }
       const n = readSync(fd, this.buf, 0, this.buf.length, pos.offset);
+      this.sliceRead += n;
       if (n === 0) return;
       let end = this.buf.lastIndexOf(10, n - 1);
       if (end === -1) {

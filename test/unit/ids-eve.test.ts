@@ -206,4 +206,18 @@ test('the head scanner reads what JSON.parse reads, also with escapes, spaces an
   assert.is(scanEveAlert('{"event_type":"alert","alert":{"signature_id":1'), null, 'cut short');
 });
 
+test('a backlog bigger than a slice is read in several turns of the event loop, each alert once', async () => {
+  const total = 3000; // ~3.5 MB
+  writeFileSync(eve(), lines(0, total));
+  const t = new EveTailer({ store, alerts, path: eve(), sliceBytes: 256 << 10 });
+  const more = t.poll();
+  assert.ok(more, 'the first poll stops at its slice');
+  const first = storedSids().length;
+  assert.ok(first > 0 && first < total, `part of the backlog after one slice: ${first}`);
+  const deadline = Date.now() + 20_000;
+  while (storedSids().length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.stop();
+  assert.equal(storedSids(), flowIds(0, total), 'every alert once, in order');
+});
+
 test.run();
