@@ -193,6 +193,7 @@ export interface User {
 // Shapes the daemon defines and sends as they are (types only: nothing of the daemon is bundled).
 export type { AuditEntry } from '../../../services/api/audit.ts';
 export type { LiveFigures as LiveStats } from '../../../services/telemetry/service.ts';
+export type { RuleInfo as IdsRule } from '../../../services/ids/rules.ts';
 
 export interface TelemetryResult {
   metric: string;
