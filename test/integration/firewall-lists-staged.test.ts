@@ -6,10 +6,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { run, setelemHelper } from '../../services/host/exec.ts';
 import { startDaemon, labConfig, waitFor, type TestDaemon } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
+import { holdOwnerTable as holdOwnerTableIn } from '../helpers/owner-table.ts';
 import { probeMany, startServer, type ProbeTarget, type Server } from '../helpers/probe.ts';
 
 const WAN_HOST = '198.51.100.20';
@@ -45,23 +45,9 @@ async function setSize(table: string, set: string): Promise<number> {
   return doc.nftables.find((o) => o.set)?.set?.elem?.length ?? 0;
 }
 
-/** A long-running `nft -i` holding `table inet NAME` with the owner flag: the kernel refuses others' changes to it. */
+/** `table inet NAME` owned by another process (the kernel refuses our changes to it); returns its `end()`. */
 async function holdOwnerTable(name: string): Promise<() => Promise<void>> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', lab.fw, 'nft', '-i'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.stdin!.write(`add table inet ${name} { flags owner; }\n`);
-  const end = async () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGTERM');
-    await exited;
-    await waitFor(async () => !/flags owner/.test((await nft(['list', 'table', 'inet', name])).stdout), 5000, `owner table ${name} to go`);
-  };
-  try {
-    await waitFor(async () => /flags owner/.test((await nft(['list', 'table', 'inet', name])).stdout), 5000, `owner table ${name}`);
-  } catch (err) {
-    await end();
-    throw err;
-  }
-  return end;
+  return (await holdOwnerTableIn(lab.fw, name)).end;
 }
 
 test.before(async () => {

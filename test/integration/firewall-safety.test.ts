@@ -4,7 +4,6 @@
  * kill -9), the kernel is reconciled at start, a transaction the kernel refuses changes nothing, rollback / diff /
  * plan, and the CLI without a daemon.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileRuleset } from '../../services/firewall/compile.ts';
@@ -12,6 +11,7 @@ import { parseConfig } from '../../services/core/validate.ts';
 import { run } from '../../services/host/exec.ts';
 import { labConfig, rulesetText, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
+import { holdOwnerTable as holdOwnerTableIn } from '../helpers/owner-table.ts';
 
 let lab: Lab;
 let d: TestDaemon;
@@ -74,31 +74,18 @@ function variant(mutate: (doc: any) => void): any {
 const withRule = (id: string, port = '9000') =>
   variant((c) => c.firewall.forward.unshift({ id, from: 'lan', to: 'wan', services: [{ proto: 'tcp', ports: [port] }], action: 'accept' }));
 
-/** A long-running `nft -i` in the firewall namespace holding `table inet rampart` with the owner flag. */
+/** `table inet rampart` owned by another process; proves the kernel refuses another process's change to it here. */
 async function holdOwnerTable(): Promise<{ pid: number; end(): Promise<void> }> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', lab.fw, 'nft', '-i'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const end = async () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGTERM');
-    await exited;
-    // The kernel drops an owner table when its owner's netlink socket closes.
-    await waitFor(async () => (await nft(['list', 'table', 'inet', 'rampart'])).exitCode !== 0 || !/flags owner/.test(await tableText()), 5000, 'the owner table to go');
-  };
-  child.stdin!.write('add table inet rampart { flags owner; }\n');
+  const holder = await holdOwnerTableIn(lab.fw, 'rampart');
   try {
-    await waitFor(async () => /flags owner/.test(await tableText()), 5000, `the owner table (nft -i said: ${out})`);
-    // Prove the kernel refuses another process's change to it on this kernel.
     const other = await nft(['add', 'chain', 'inet', 'rampart', 'intruder']);
     assert.is.not(other.exitCode, 0, 'another process could change an owner table');
     assert.match(other.stderr, /Operation not permitted/);
   } catch (err) {
-    await end();
+    await holder.end();
     throw err;
   }
-  return { pid: child.pid!, end };
+  return holder;
 }
 
 test.before(async () => {
