@@ -88,7 +88,7 @@ export class ControlServer {
         try {
           req = JSON.parse(line);
         } catch {
-          void this.answer(sock, new RampartError('invalid_input', 'request is not JSON'));
+          this.refuse(sock, null, new RampartError('invalid_input', 'request is not JSON'));
           continue;
         }
         const a = req?.attachment;
@@ -117,19 +117,21 @@ export class ControlServer {
   }
 
   private async answer(sock: Socket, req: any): Promise<void> {
-    let id: unknown = null;
+    const id: unknown = req?.id ?? null;
     try {
-      if (req instanceof RampartError) throw req;
-      id = req?.id ?? null;
       const handler = typeof req?.method === 'string' && Object.hasOwn(this.handlers, req.method) ? this.handlers[req.method] : undefined;
       if (!handler) throw new RampartError('not_found', `unknown method ${JSON.stringify(req?.method)}`);
       const result = await handler(req.params ?? {}, { peer: 'control-socket' });
       sock.write(JSON.stringify({ id, result: result ?? null }) + '\n');
     } catch (err) {
-      const e = RampartError.from(err);
-      if (e.code === 'internal') this.log.error({ err: String((err as Error)?.stack ?? err) }, 'control request failed');
-      if (!sock.destroyed) sock.write(JSON.stringify({ id, error: e.toJSON() }) + '\n');
+      this.refuse(sock, id, err);
     }
+  }
+
+  private refuse(sock: Socket, id: unknown, err: unknown): void {
+    const e = RampartError.from(err);
+    if (e.code === 'internal') this.log.error({ err: String((err as Error)?.stack ?? err) }, 'control request failed');
+    if (!sock.destroyed) sock.write(JSON.stringify({ id, error: e.toJSON() }) + '\n');
   }
 }
 
