@@ -16,6 +16,7 @@ import { EventBus } from '../../services/core/events.ts';
 import { EveTailer, alertFromEve, scanEveAlert } from '../../services/ids/eve.ts';
 import { groupAlerts } from '../../services/ids/correlate.ts';
 import { eveLine } from '../../scripts/benchmarks/ids-ingest.ts';
+import { waitFor } from '../helpers/daemon.ts';
 
 let dir: string;
 let store: Store;
@@ -214,9 +215,7 @@ test('a backlog bigger than a slice is read in several turns of the event loop, 
   assert.ok(more, 'the first poll stops at its slice');
   const first = storedSids().length;
   assert.ok(first > 0 && first < total, `part of the backlog after one slice: ${first}`);
-  const deadline = Date.now() + 20_000;
-  while (storedSids().length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.stop();
+  await waitFor(() => storedSids().length >= total, 20_000, 'the rest of the backlog in later turns').finally(() => t.stop());
   assert.equal(storedSids(), flowIds(0, total), 'every alert once, in order');
 });
 
