@@ -9,27 +9,35 @@
  */
 import { createRequire } from 'node:module';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
-import { ALERT_INSERT_SQL } from '../core/alerts.ts';
+import { ALERT_INSERT_SQL, type AlertInput } from '../core/alerts.ts';
 
 /** The position row of the tailer (ids_eve_position): inode, offset, updated_at. */
 export const SAVE_POSITION_SQL =
   'INSERT INTO ids_eve_position (id, inode, offset, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, updated_at = excluded.updated_at';
 
-/** Values per row in a batch's flat `rows` array: ALERT_INSERT_SQL's parameters but the last (the raw event). */
-export const ROW_WIDTH = 13;
+/**
+ * A batch's rows travel in three parts (a structured clone of a value per column cost as much as the insert): the
+ * numbers in a Float64Array (NUMS per row: at, severity, sid, sport, dport; NaN for none), the texts one after the
+ * other in one string with their lengths in an Int32Array (STRS per row: id, kind, signature, category, src, dst,
+ * proto, action; -1 for none), and the raw events as the bytes they were read as.
+ */
+const NUMS = 5;
+const STRS = 8;
 
+/** Rows per INSERT statement in the thread. */
+const MULTI_ROWS = 16;
 /** Batches posted and not yet acknowledged before post() waits for the oldest. */
 const MAX_IN_FLIGHT = 4;
 /** No reply for this long: the thread is taken as stuck (busy_timeout is 5 s per attempt). */
 const STALL_MS = 60_000;
-/** The writer's WAL checkpoint interval in pages (a backlog is big: fewer checkpoints, each a disk sync). */
-const CHECKPOINT_PAGES = 16384;
+/** The writer's WAL checkpoint interval (a backlog is big: fewer checkpoints, each a disk sync). */
+const CHECKPOINT_BYTES = 64 << 20;
 
 // Plain JavaScript run with `eval` (the same in the TypeScript sources and the compiled build): better-sqlite3 is
 // loaded from the path the main thread resolved.
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
-const { port, flag, sqlite, path, insertSql, saveSql, width, checkpoint } = workerData;
+const { port, flag, sqlite, path, oneSql, multiSql, saveSql, multi: MULTI, checkpointBytes } = workerData;
 const counter = new Int32Array(flag);
 function reply(m, transfer) {
   port.postMessage(m, transfer);
@@ -42,17 +50,48 @@ try {
   db = new Database(path);
   db.pragma('busy_timeout = 5000');
   db.pragma('synchronous = NORMAL');
-  db.pragma('wal_autocheckpoint = ' + checkpoint);
-  const insert = db.prepare(insertSql);
+  db.pragma('wal_autocheckpoint = ' + Math.ceil(checkpointBytes / db.pragma('page_size', { simple: true })));
+  // MULTI rows per statement: SQLite's per-statement work (AUTOINCREMENT's sequence row above all) is paid once per
+  // MULTI rows. The rows are IDS alerts, which no unique index covers, so none is ignored and their seqs are
+  // consecutive, ending at the last one's; a statement that changed fewer rows fails the batch. The raw event is
+  // bound as the bytes it was read as (a view of the batch's buffer) and stored as text by the statement.
+  const one = db.prepare(oneSql);
+  const multi = db.prepare(multiSql);
   const save = db.prepare(saveSql);
-  const args = new Array(width + 1);
+  const args = new Array(14);
+  const str = new Array(${STRS});
+  const margs = new Array(14 * MULTI);
   tx = db.transaction((m) => {
     const seqs = new Float64Array(m.n);
-    const { rows, texts, spans } = m;
-    for (let i = 0, o = 0; i < m.n; i++) {
-      for (let j = 0; j < width; j++) args[j] = rows[o++];
-      args[width] = texts[spans[3 * i]].slice(spans[3 * i + 1], spans[3 * i + 2]);
-      seqs[i] = Number(insert.run(args).lastInsertRowid);
+    const { nums, strs, lens, spans } = m;
+    const bytes = Buffer.from(m.bytes);
+    let sp = 0;
+    const num = (v) => (v === v ? v : null);
+    // The values of row i into a from index a, in ALERT_INSERT_SQL's order.
+    const row = (i, a, out) => {
+      const x = ${NUMS} * i, y = ${STRS} * i;
+      for (let j = 0; j < ${STRS}; j++) {
+        const l = lens[y + j];
+        str[j] = l < 0 ? null : strs.slice(sp, (sp += l));
+      }
+      out[a] = str[0]; out[a + 1] = str[1]; out[a + 2] = nums[x]; out[a + 3] = nums[x + 1]; out[a + 4] = str[2];
+      out[a + 5] = num(nums[x + 2]); out[a + 6] = str[3]; out[a + 7] = str[4]; out[a + 8] = str[5]; out[a + 9] = str[6];
+      out[a + 10] = num(nums[x + 3]); out[a + 11] = num(nums[x + 4]); out[a + 12] = str[7];
+      out[a + 13] = bytes.subarray(spans[2 * i], spans[2 * i + 1]);
+    };
+    let i = 0;
+    for (; i + MULTI <= m.n; i += MULTI) {
+      for (let r = 0; r < MULTI; r++) row(i + r, 14 * r, margs);
+      const info = multi.run(margs);
+      if (info.changes !== MULTI) throw new Error('an alert row was not stored');
+      const last = Number(info.lastInsertRowid);
+      for (let r = 0; r < MULTI; r++) seqs[i + r] = last - MULTI + 1 + r;
+    }
+    for (; i < m.n; i++) {
+      row(i, 0, args);
+      const info = one.run(args);
+      if (info.changes !== 1) throw new Error('an alert row was not stored');
+      seqs[i] = Number(info.lastInsertRowid);
     }
     save.run(m.inode, m.offset, Date.now());
     return seqs;
@@ -79,37 +118,77 @@ parentPort.on('message', (m) => {
 });
 `;
 
-export interface WriterBatch<T> {
-  /** Flat row values, ROW_WIDTH per row. */
-  rows: unknown[];
-  /** The texts the rows' raw events are in, and each one's text index, start and end there. */
-  texts: string[];
+/**
+ * ALERT_INSERT_SQL for the thread: `n` rows of values, a plain INSERT (see the thread's use), the raw event (the last
+ * value) given as UTF-8 bytes and stored as text.
+ */
+export function threadInsert(n: number): string {
+  const m = /^INSERT OR IGNORE (INTO [^]*VALUES)\s*\(([^)]*), \?\)\s*$/.exec(ALERT_INSERT_SQL);
+  if (!m) throw new Error('unexpected alert insert statement');
+  return `INSERT ${m[1]} ${new Array(n).fill(`(${m[2]}, CAST(? AS TEXT))`).join(', ')}`;
+}
+
+/** The rows of `inputs` in the thread's form (see NUMS and STRS). */
+export function encodeRows(inputs: AlertInput[]): { nums: Float64Array; strs: string; lens: Int32Array } {
+  const nums = new Float64Array(inputs.length * NUMS);
+  const lens = new Int32Array(inputs.length * STRS);
+  let strs = '';
+  let x = 0;
+  let y = 0;
+  const text = (v: string | undefined): void => {
+    if (v === undefined) lens[y++] = -1;
+    else {
+      lens[y++] = v.length;
+      strs += v;
+    }
+  };
+  for (const a of inputs) {
+    nums[x++] = Math.round(a.at);
+    nums[x++] = a.severity;
+    nums[x++] = a.sid ?? NaN;
+    nums[x++] = a.sport ?? NaN;
+    nums[x++] = a.dport ?? NaN;
+    text(a.id);
+    text(a.kind);
+    text(a.signature);
+    text(a.category);
+    text(a.src);
+    text(a.dst);
+    text(a.proto);
+    text(a.action);
+  }
+  return { nums, strs, lens };
+}
+
+export interface WriterBatch {
+  /** The UTF-8 bytes the rows' raw events are in (moved to the thread), and each one's start and end there. */
+  bytes: ArrayBuffer;
   spans: Int32Array;
   /** What the caller gets back with the seqs once the batch is committed. */
-  items: T[];
+  items: AlertInput[];
   inode: number;
   offset: number;
 }
 
-interface Pending<T> {
+interface Pending {
   k: number;
-  items: T[];
+  items: AlertInput[];
 }
 
 /** The writer thread of one database. Not reentrant: one tailer drives it. */
-export class EveWriterThread<T> {
+export class EveWriterThread {
   private worker?: Worker;
   private port?: MessagePort;
   private counter?: Int32Array;
   private acked = 0;
   private posted = 0;
-  private readonly pending: Pending<T>[] = [];
+  private readonly pending: Pending[] = [];
   private broken = false;
 
   /** `onCommitted` runs on the calling thread for each committed batch, in order, with the rows' seqs. */
   constructor(
     private readonly dbPath: string,
-    private readonly onCommitted: (items: T[], seqs: Float64Array) => void,
+    private readonly onCommitted: (items: AlertInput[], seqs: Float64Array) => void,
   ) {}
 
   /** Whether a thread can be used (a file database; a thread that failed is not used again). */
@@ -124,7 +203,17 @@ export class EveWriterThread<T> {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { port: port2, flag, sqlite, path: this.dbPath, insertSql: ALERT_INSERT_SQL, saveSql: SAVE_POSITION_SQL, width: ROW_WIDTH, checkpoint: CHECKPOINT_PAGES },
+      workerData: {
+        port: port2,
+        flag,
+        sqlite,
+        path: this.dbPath,
+        oneSql: threadInsert(1),
+        multiSql: threadInsert(MULTI_ROWS),
+        saveSql: SAVE_POSITION_SQL,
+        multi: MULTI_ROWS,
+        checkpointBytes: CHECKPOINT_BYTES,
+      },
       transferList: [port2],
       // Plain JavaScript: none of the parent's loaders or flags.
       execArgv: [],
@@ -140,12 +229,14 @@ export class EveWriterThread<T> {
   }
 
   /** Queue a batch; waits for the oldest when MAX_IN_FLIGHT are queued. Throws when a batch failed. */
-  post(batch: WriterBatch<T>): void {
+  post(batch: WriterBatch): void {
     this.ensure();
     const k = ++this.posted;
     const n = batch.items.length;
     this.pending.push({ k, items: batch.items });
-    this.worker!.postMessage({ k, n, rows: batch.rows, texts: batch.texts, spans: batch.spans, inode: batch.inode, offset: batch.offset });
+    const { nums, strs, lens } = encodeRows(batch.items);
+    const transfer = [batch.bytes, batch.spans.buffer as ArrayBuffer, nums.buffer as ArrayBuffer, lens.buffer as ArrayBuffer];
+    this.worker!.postMessage({ k, n, nums, strs, lens, bytes: batch.bytes, spans: batch.spans, inode: batch.inode, offset: batch.offset }, transfer);
     while (this.pending.length >= MAX_IN_FLIGHT) this.settleOne();
   }
 

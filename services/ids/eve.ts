@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import type { AlertInput, AlertStore, Severity } from '../core/alerts.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/store.ts';
-import { EveWriterThread, ROW_WIDTH, SAVE_POSITION_SQL } from './eve-writer.ts';
+import { EveWriterThread, SAVE_POSITION_SQL } from './eve-writer.ts';
 
 export const EVE_MIGRATIONS = [
   `CREATE TABLE ids_eve_position (
@@ -310,10 +310,9 @@ interface Position {
   offset: number;
 }
 
-/** The alerts of one batch, the texts they were read from, and each one's text index, start and end there. */
+/** The alerts of one batch and each one's start and end in the batch's bytes. */
 interface Batch {
   inputs: AlertInput[];
-  texts: string[];
   spans: number[];
 }
 
@@ -331,8 +330,8 @@ export class EveTailer {
   private stopped = false;
   private buf = Buffer.allocUnsafe(CHUNK);
   /** The writer thread while a backlog is being read (else rows are stored on this thread). */
-  private pipe?: EveWriterThread<AlertInput>;
-  private thread?: EveWriterThread<AlertInput>;
+  private pipe?: EveWriterThread;
+  private thread?: EveWriterThread;
 
   constructor(private readonly opts: EveTailerOptions) {
     opts.store.migrate('ids', EVE_MIGRATIONS);
@@ -457,7 +456,7 @@ export class EveTailer {
   private bulk(backlog: number, fn: () => void): void {
     if (backlog < (this.opts.writerThreadBytes ?? BULK_BYTES)) return fn();
     if (this.opts.store.path !== ':memory:') {
-      this.thread ??= new EveWriterThread<AlertInput>(this.opts.store.path, (items, seqs) => {
+      this.thread ??= new EveWriterThread(this.opts.store.path, (items, seqs) => {
         this.counters.stored += this.opts.alerts.stored(items, seqs).length;
       });
     }
@@ -518,7 +517,7 @@ export class EveTailer {
   }
 
   private save(pos: Position): void {
-    if (this.pipe) return this.pipe.post({ rows: [], texts: [], spans: new Int32Array(0), items: [], inode: pos.inode, offset: pos.offset });
+    if (this.pipe) return this.pipe.post({ bytes: new ArrayBuffer(0), spans: new Int32Array(0), items: [], inode: pos.inode, offset: pos.offset });
     this.opts.store.prepare(SAVE_POSITION_SQL).run(pos.inode, pos.offset, Date.now());
   }
 
@@ -558,16 +557,16 @@ export class EveTailer {
       // Decoded in pieces of at most PIECE bytes (ending at a line end): strings that small are young objects, where
       // a megabyte string would sit in the large-object space until a full GC (with batches in flight to the writer
       // thread, that adds up). A transaction per BATCH bytes, so that several are in flight at once.
-      let batch: Batch = { inputs: [], texts: [], spans: [] };
+      let batch: Batch = { inputs: [], spans: [] };
       let from = 0;
       for (let p = 0; p < end; ) {
         let q = p + PIECE < end ? this.buf.lastIndexOf(10, p + PIECE - 1) : end;
         if (q < p) q = this.buf.indexOf(10, p + PIECE); // one line longer than a piece
-        this.scanText(this.buf.toString('utf8', p, q), batch);
+        this.scanText(this.buf.toString('utf8', p, q), batch, p - from, q - p);
         p = q + 1;
         if (p - from >= BATCH || p > end) {
-          this.commit(batch, pos, p - from);
-          batch = { inputs: [], texts: [], spans: [] };
+          this.commit(batch, pos, from, p - from);
+          batch = { inputs: [], spans: [] };
           from = p;
         }
       }
@@ -575,9 +574,15 @@ export class EveTailer {
     }
   }
 
-  /** Classifies the lines of `text`: alerts into the batch, stats to their consumer, the rest counted. */
-  private scanText(text: string, batch: Batch): void {
-    const piece = batch.texts.push(text) - 1;
+  /**
+   * Classifies the lines of `text` (decoded from `byteLength` bytes at `byteStart` of the batch): alerts into the
+   * batch, stats to their consumer, the rest counted.
+   */
+  private scanText(text: string, batch: Batch, byteStart: number, byteLength: number): void {
+    // Plain ASCII (the usual EVE line): a character's index is its byte's. Else each line's bytes are counted.
+    const ascii = text.length === byteLength;
+    let bytesBefore = byteStart;
+    let counted = 0;
     let start = 0;
     const c = this.counters;
     while (start < text.length) {
@@ -590,7 +595,14 @@ export class EveTailer {
           const a = scanEveAlert(line);
           if (a) {
             batch.inputs.push(a);
-            batch.spans.push(piece, start, nl);
+            if (ascii) batch.spans.push(byteStart + start, byteStart + nl);
+            else {
+              bytesBefore += Buffer.byteLength(text.slice(counted, start));
+              const lineBytes = Buffer.byteLength(line);
+              batch.spans.push(bytesBefore, bytesBefore + lineBytes);
+              bytesBefore += lineBytes;
+              counted = nl;
+            }
             c.alerts++;
           } else if (a === null) c.malformed++;
         } else if (line.includes(STATS_MARK)) {
@@ -616,30 +628,19 @@ export class EveTailer {
     }
   }
 
-  /** Stores a batch and the position after its `bytes` in one transaction (or queues both for the writer thread). */
-  private commit({ inputs: batch, texts, spans }: Batch, pos: Position, bytes: number): void {
+  /**
+   * Stores a batch (read from `bytes` bytes at `from` in the buffer) and the position after it in one transaction, or
+   * queues both for the writer thread.
+   */
+  private commit({ inputs: batch, spans }: Batch, pos: Position, from: number, bytes: number): void {
     const c = this.counters;
     const store = this.opts.store;
     const next = { inode: pos.inode, offset: pos.offset + bytes };
     if (this.pipe) {
-      const rows: unknown[] = new Array(batch.length * ROW_WIDTH);
-      let o = 0;
-      for (const a of batch) {
-        rows[o++] = a.id;
-        rows[o++] = a.kind;
-        rows[o++] = Math.round(a.at);
-        rows[o++] = a.severity;
-        rows[o++] = a.signature;
-        rows[o++] = a.sid ?? null;
-        rows[o++] = a.category ?? null;
-        rows[o++] = a.src ?? null;
-        rows[o++] = a.dst ?? null;
-        rows[o++] = a.proto ?? null;
-        rows[o++] = a.sport ?? null;
-        rows[o++] = a.dport ?? null;
-        rows[o++] = a.action ?? null;
-      }
-      this.pipe.post({ rows, texts, spans: Int32Array.from(spans), items: batch, inode: next.inode, offset: next.offset });
+      // The thread gets its own copy of the bytes (the read buffer is reused), moved rather than copied again.
+      const copy = new Uint8Array(bytes);
+      copy.set(this.buf.subarray(from, from + bytes));
+      this.pipe.post({ bytes: copy.buffer, spans: Int32Array.from(spans), items: batch, inode: next.inode, offset: next.offset });
       pos.offset = next.offset;
       return;
     }

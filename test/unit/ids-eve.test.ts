@@ -76,6 +76,21 @@ for (const mode of [{ name: 'inline', bytes: undefined }, { name: 'writer thread
     t.stop();
   });
 
+  test(`raw events outside ASCII are stored exactly, and so are their neighbours (${mode.name})`, () => {
+    // Multi-byte UTF-8 (two, three and four bytes) in the signature and in the app-layer part, an escaped one in
+    // the URL, next to plain lines: each stored raw event is its own line, byte for byte.
+    const odd = (i: number, text: string) => eveLine(i).replace('Possible attack', `Possible ${text} attack`).replace('www.example.net', `${text}.example`);
+    const want = [eveLine(0), odd(1, 'café ☕ 𝄞'), eveLine(2), odd(3, 'Ωmega'), odd(4, '\\u00e9t\\u00e9'), eveLine(5)];
+    writeFileSync(eve(), want.join('\n') + '\n');
+    const t = tailer(mode.bytes);
+    t.poll();
+    t.stop();
+    const rows = store.sql.prepare('SELECT signature, detail FROM alerts ORDER BY seq').all() as { signature: string; detail: string }[];
+    assert.equal(rows.map((r) => r.detail), want);
+    assert.equal(rows.map((r) => r.signature), want.map((l) => JSON.parse(l).alert.signature));
+    assert.ok(rows[1].signature.includes('café ☕ 𝄞'));
+  });
+
   test(`alerts group by signature and source within a window (${mode.name})`, () => {
     writeFileSync(eve(), lines(0, 1000));
     const t = tailer(mode.bytes);
