@@ -179,6 +179,13 @@ export function overlaps(a: Prefix, b: Prefix): boolean {
 }
 
 /** Dotted-quad text of a 32-bit IPv4 value. */
+/** The canonical text of an IPv6 address given as a 128-bit value. */
+export function formatV6Value(v: bigint): string {
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(16 * i)) & 0xffffn));
+  return formatV6(g);
+}
+
 export function formatV4(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }

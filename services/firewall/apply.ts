@@ -12,7 +12,7 @@ import { prepareDocument, type PreparedDocument, type Store, type VersionRecord,
 import type { Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
-import { blocklistHostCount, compileListsStaged, compileRuleset, listsFingerprint, LISTS_TABLE, LISTS_TABLE_ALT, TABLE, type CompiledRuleset, type StagedLists } from './compile.ts';
+import { blocklistEntryCount, compileListsStaged, compileRuleset, listsFingerprint, LISTS_TABLE, LISTS_TABLE_ALT, TABLE, type CompiledRuleset, type StagedLists } from './compile.ts';
 import { setelemHelper } from '../host/exec.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -63,8 +63,8 @@ export interface FirewallHooks {
   /** Whether the dynamic blocks table carries a marker to check in every transaction. */
   blocksMarker?: boolean;
   /**
-   * From how many single addresses in the blocklists a changed lists table is loaded in two steps (default 10,000;
-   * see Firewall.load). 0 turns the two-step load off.
+   * From how many entries (addresses and prefixes) in the blocklists a changed lists table is loaded in two steps
+   * (default 10,000; see Firewall.load). 0 turns the two-step load off.
    */
   stageListsFrom?: number;
 }
@@ -84,6 +84,8 @@ interface Staging {
   lists: StagedLists;
   /** Settles when the table and its address sets are in the kernel (rejects with what failed). */
   ready: Promise<void>;
+  /** When the helper finished (performance.now()), for the apply's log. */
+  done?: number;
 }
 
 /** Statements that fail unless the table and its marker counter exist, and leave them as they were. */
@@ -258,7 +260,14 @@ export class Firewall {
       const ms = (a: number, b: number) => Math.round(b - a);
       const t4 = performance.now();
       this.log.info(
-        { version: rec.version, source: rec.source, author: rec.author, confirm, ms: { validate: ms(t0, t1), compile: ms(t1, t2), nft: ms(t2, t3), journal: ms(t3, t4) } },
+        {
+          version: rec.version,
+          source: rec.source,
+          author: rec.author,
+          confirm,
+          // The steps, and when the netlink helper of a two-step load finished (counted from the start).
+          ms: { validate: ms(t0, t1), compile: ms(t1, t2), nft: ms(t2, t3), journal: ms(t3, t4), ...(staging?.done ? { helperDone: ms(t0, staging.done) } : {}) },
+        },
         'configuration applied',
       );
       this.events?.emit('config', { type: 'applied', version: rec.version, state: rec.state });
@@ -372,9 +381,9 @@ export class Firewall {
   }
 
   /**
-   * The first step of a two-step load, started when the blocklists changed and hold many single addresses: the
-   * sibling lists table is created unhooked (so it changes nothing) and its address sets are filled through the
-   * netlink helper, which loads elements several times faster than nft parses them. The second step is the
+   * The first step of a two-step load, started when the blocklists changed and hold many entries: the sibling lists
+   * table is created unhooked (so it changes nothing) and its sets are filled through the netlink helper (addresses
+   * and prefixes), which loads elements several times faster than nft parses them. The second step is the
    * transaction of load(): main table, the rest of the new lists table with its hooks, and the old lists table gone.
    */
   private async stage(config: Config): Promise<Staging | undefined> {
@@ -382,7 +391,7 @@ export class Firewall {
     const helper = setelemHelper();
     if (!from || !helper || !config.firewall.blocklists.length) return undefined;
     if (this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === listsFingerprint(config)) return undefined;
-    if (blocklistHostCount(config) < from) return undefined;
+    if (blocklistEntryCount(config) < from) return undefined;
     const lists = compileListsStaged(config, otherListsTable(this.listsTable));
     const failed = (err: unknown): Staging => {
       const ready = Promise.reject(RampartError.from(err));
@@ -396,14 +405,16 @@ export class Firewall {
       // compiles (a pipe would wait for the event loop).
       const file = this.hooks.scratchFile ? `${this.hooks.scratchFile}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
       writeFileSync(file, lists.elements, { mode: 0o600 });
-      const ready = this.host
+      const staging: Staging = { lists, ready: Promise.resolve() };
+      staging.ready = this.host
         .run(helper, ['inet', lists.table, file], { allowFailure: true })
         .then((fill) => {
+          staging.done = performance.now();
           if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
         })
         .finally(() => rm(this.hooks.scratchFile ? file : dirname(file), { recursive: true, force: true }));
-      ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
-      return { lists, ready };
+      staging.ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
+      return staging;
     } catch (err) {
       return failed(err);
     }

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, Rule } from '../core/schema.ts';
 import { pointer } from '../core/errors.ts';
-import { formatV4, parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
+import { formatV4, formatV6Value, parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
   antiLockoutScope,
@@ -37,7 +37,7 @@ export const LISTS_TABLE = 'rampart_lists';
 /** The other name of the lists table, for a load in two steps (a new table is filled before the old one goes). */
 export const LISTS_TABLE_ALT = 'rampart_lists_b';
 /** Bump when the rendering of the lists table changes, so kernels holding the old rendering get the new one. */
-const LISTS_FORMAT = 1;
+const LISTS_FORMAT = 2;
 const ELEMENTS_PER_LINE = 500;
 /**
  * Chain and set names join config names with dots, which config names cannot hold, and use these two markers,
@@ -330,8 +330,23 @@ interface ListSet {
   fam: Family;
   interval: boolean;
   elements: string[];
+  /** An interval set's prefixes, ascending and none inside another (IPv4 as numbers, IPv6 as Prefix). */
+  prefixes?: { value: number; length: number }[] | Prefix[];
   counter: string;
   path: string;
+}
+
+/**
+ * A blocklist's hash set is declared with its size (its element count rounded up to a power of two): the kernel then
+ * gives it a hash table of that size at once, where a set without one grows by rehashing while it is loaded, which
+ * made loading 150,000 addresses take 2.5 times as long. The elements never change without the table being
+ * replaced, so the bound is never in the way.
+ */
+function setSize(s: ListSet): number | undefined {
+  if (s.interval) return undefined;
+  let n = 64;
+  while (n < s.elements.length) n *= 2;
+  return n;
 }
 
 /** The sets of the blocklists, with their elements (addresses deduplicated, prefixes aggregated). */
@@ -340,16 +355,18 @@ function blocklistSets(config: Config): ListSet[] {
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
     const parsed = parsedBlocklist(b.entries);
-    const elements: Record<string, string[]> = {
-      '4h': [...new Set(parsed.v4h)],
-      '4n': aggregateV4(parsed.v4n),
-      '6h': [...new Set(parsed.v6h)],
-      '6n': aggregate(parsed.v6n).map((p) => p.text),
+    const v4n = aggregateV4(parsed.v4n);
+    const v6n = aggregate(parsed.v6n);
+    const elements: Record<string, { list: string[]; prefixes?: ListSet['prefixes'] }> = {
+      '4h': { list: [...new Set(parsed.v4h)] },
+      '4n': { list: v4n.map((p) => `${formatV4(p.value)}/${p.length}`), prefixes: v4n },
+      '6h': { list: [...new Set(parsed.v6h)] },
+      '6n': { list: v6n.map((p) => p.text), prefixes: v6n },
     };
     for (const key of ['4h', '4n', '6h', '6n']) {
-      const list = elements[key];
+      const { list, prefixes } = elements[key];
       if (!list.length) continue;
-      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, counter: `bl_${b.name}`, path });
+      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, prefixes, counter: `bl_${b.name}`, path });
     }
   });
   return sets;
@@ -361,7 +378,7 @@ function listsBody(config: Config, sets: ListSet[], declare: (s: ListSet) => boo
   config.firewall.blocklists.forEach((b, i) => body.emit(`\tcounter bl_${b.name} { }`, pointer(['firewall', 'blocklists', i])));
   // Checked (deleted and re-added) by main-only transactions; last among the counters, where re-adding puts it.
   body.emit('\tcounter marker { }');
-  for (const s of sets) if (declare(s)) emitSet(body, s.set, s.fam, s.interval, s.elements, s.path);
+  for (const s of sets) if (declare(s)) emitSet(body, s.set, s.fam, s.interval, s.elements, s.path, setSize(s));
   for (const [hook, dirs] of [['input', ['saddr']], ['forward', ['saddr', 'daddr']], ['output', ['daddr']]] as const) {
     body.emit(`\tchain ${hook} {`);
     body.emit(`\t\ttype filter hook ${hook} priority filter - 5; policy accept;`);
@@ -396,8 +413,9 @@ function compileLists(config: Config, fingerprint: string): { lines: string[]; m
 /**
  * The same lists table in three parts, for a load in two steps (see Firewall.load): `setup` creates `table` (not
  * hooked, so it changes nothing) with its address sets empty; `elements` are those sets' elements as lines for the
- * netlink helper (`a SET ADDRESS`); `finish` adds the counters, the prefix sets with their elements and the hooked
- * chains, for the transaction that also replaces the main table and drops the previous lists table.
+ * netlink helper (`a SET ADDRESS`, and for interval sets also `e SET ADDRESS`: see intervalLines); `finish` adds the
+ * counters and the hooked chains, for the transaction that also replaces the main table and drops the previous lists
+ * table.
  */
 export interface StagedLists {
   table: string;
@@ -411,32 +429,35 @@ export interface StagedLists {
 export function compileListsStaged(config: Config, table: string): StagedLists {
   const fingerprint = listsFingerprint(config);
   const sets = blocklistSets(config);
-  const hosts = sets.filter((s) => !s.interval);
-  const setup = [`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`, `\tcomment "rampart ${fingerprint}"`];
-  for (const s of hosts) setup.push(`\tset ${s.set} {`, `\t\ttype ${s.fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t}');
-  setup.push('}');
+  const setup = new Emitter();
+  for (const line of [`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`, `\tcomment "rampart ${fingerprint}"`]) setup.emit(line);
+  for (const s of sets) emitSet(setup, s.set, s.fam, s.interval, [], s.path, setSize(s));
+  setup.emit('}');
   const parts: string[] = [];
   let elementCount = 0;
-  for (const s of hosts) {
-    const prefix = `a ${s.set} `;
-    parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
+  for (const s of sets) {
+    if (s.interval) parts.push(intervalLines(s.set, s.fam, s.prefixes!));
+    else {
+      const prefix = `a ${s.set} `;
+      parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
+    }
     elementCount += s.elements.length;
   }
-  const body = listsBody(config, sets, (s) => s.interval);
+  const body = listsBody(config, sets, () => false);
   const finish = new Emitter();
   finish.emit(`table inet ${table} {`);
   finish.lines.push(...body.lines);
   finish.map.push(...body.map);
   finish.emit('}');
-  return { table, fingerprint, setup: setup.join('\n') + '\n', elements: parts.join(''), elementCount, finish: { lines: finish.lines, map: finish.map } };
+  return { table, fingerprint, setup: setup.lines.join('\n') + '\n', elements: parts.join(''), elementCount, finish: { lines: finish.lines, map: finish.map } };
 }
 
-/** How many single addresses the blocklists hold (what a two-step load would hand to the netlink helper). */
-export function blocklistHostCount(config: Config): number {
+/** How many entries the blocklists hold (what a two-step load would hand to the netlink helper). */
+export function blocklistEntryCount(config: Config): number {
   let n = 0;
   for (const b of config.firewall.blocklists) {
     const parsed = parsedBlocklist(b.entries);
-    n += parsed.v4h.length + parsed.v6h.length;
+    n += parsed.v4h.length + parsed.v4n.length + parsed.v6h.length + parsed.v6n.length;
   }
   return n;
 }
@@ -668,22 +689,50 @@ export function aggregate(list: Prefix[]): Prefix[] {
   return out;
 }
 
-/** `aggregate` for IPv4 prefixes held as numbers (a big blocklist's), straight to their text. */
-export function aggregateV4(list: readonly { value: number; length: number }[]): string[] {
+/** `aggregate` for IPv4 prefixes held as numbers (a big blocklist's). */
+export function aggregateV4(list: readonly { value: number; length: number }[]): { value: number; length: number }[] {
   const sorted = [...list].sort((a, b) => a.value - b.value || a.length - b.length);
-  const out: string[] = [];
+  const out: { value: number; length: number }[] = [];
   let end = -1;
   for (const p of sorted) {
     if (p.value <= end) continue;
-    out.push(`${formatV4(p.value)}/${p.length}`);
+    out.push(p);
     end = p.value + 2 ** (32 - p.length) - 1;
   }
   return out;
 }
 
-function emitSet(e: Emitter, name: string, fam: Family, interval: boolean, elements: string[], path: string): void {
+/**
+ * An interval set's elements as the netlink helper's lines, encoded as nft encodes them: ascending, each prefix a
+ * start element ("a") and an end element ("e") at the address after its last; a prefix that reaches the end of the
+ * address space has no end, its start is marked open ("o"); before them an end element at the zero address unless
+ * the first prefix starts there.
+ */
+export function intervalLines(set: string, fam: Family, prefixes: { value: number; length: number }[] | Prefix[]): string {
+  const out: string[] = [];
+  if (fam === 4) {
+    const list = prefixes as { value: number; length: number }[];
+    if (list.length && list[0].value !== 0) out.push(`e ${set} 0.0.0.0`);
+    for (const p of list) {
+      const after = p.value + 2 ** (32 - p.length);
+      if (after < 2 ** 32) out.push(`a ${set} ${formatV4(p.value)}`, `e ${set} ${formatV4(after)}`);
+      else out.push(`o ${set} ${formatV4(p.value)}`);
+    }
+  } else {
+    const list = prefixes as Prefix[];
+    if (list.length && list[0].value !== 0n) out.push(`e ${set} ::`);
+    for (const p of list) {
+      const after = p.value + (1n << BigInt(128 - p.length));
+      if (after < 1n << 128n) out.push(`a ${set} ${p.address}`, `e ${set} ${formatV6Value(after)}`);
+      else out.push(`o ${set} ${p.address}`);
+    }
+  }
+  return out.length ? out.join('\n') + '\n' : '';
+}
+
+function emitSet(e: Emitter, name: string, fam: Family, interval: boolean, elements: string[], path: string, size?: number): void {
   e.emit(`\tset ${name} {`, path);
-  e.emit(`\t\ttype ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}${interval ? '; flags interval' : ''}`, path);
+  e.emit(`\t\ttype ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}${interval ? '; flags interval' : ''}${size ? `; size ${size}` : ''}`, path);
   if (elements.length) {
     e.emit('\t\telements = {', path);
     for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) {

@@ -14,7 +14,7 @@ import { probeMany, startServer, type ProbeTarget, type Server } from '../helper
 
 const WAN_HOST = '198.51.100.20';
 const WAN_OTHER = '198.51.100.21';
-const FILLER = 12_000; // above the two-step threshold (10,000 single addresses)
+const FILLER = 12_000; // above the two-step threshold (10,000 entries)
 
 let lab: Lab;
 let d: TestDaemon;

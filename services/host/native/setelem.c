@@ -1,7 +1,10 @@
-// rampart-setelem: add or delete elements of nftables hash sets over netlink, all in one transaction, without
-// the cost of nft's parser (50,000 dynamic blocks in a fraction of `nft -f`'s time).
+// rampart-setelem: add or delete elements of nftables sets over netlink, all in one transaction, without the
+// cost of nft's parser (50,000 dynamic blocks in a fraction of `nft -f`'s time).
 // Usage: rampart-setelem FAMILY TABLE [FILE]   (FILE, or standard input)
-//   each line: "a SET ADDR [TIMEOUT_MS]" (add) or "d SET ADDR" (delete); ADDR is an IPv4 or IPv6 address.
+//   each line: "a SET ADDR [TIMEOUT_MS]" (add), "e SET ADDR" (add an interval's end: the address after its last,
+//   flagged as an end), "o SET ADDR" (add the start of an interval open to the end of the address space, marked as
+//   nft marks it) or "d SET ADDR" (delete); ADDR is an IPv4 or IPv6 address. Interval sets take their elements in
+//   nft's encoding, ascending (the caller's business: see intervalLines in the compiler).
 // Exit 0 when the kernel accepted the whole transaction; 1 (or 2 for bad input) with a message on stderr.
 // Built by scripts/bootstrap from libnftnl and libmnl; Rampart falls back to nft when it is missing.
 #include <arpa/inet.h>
@@ -59,7 +62,9 @@ int main(int argc, char **argv) {
     char op = 0, name[64] = "", addr[64] = "";
     unsigned long long timeout = 0;
     int fields = line ? sscanf(line, " %c %63s %63s %llu", &op, name, addr, &timeout) : 0;
-    if (line && (fields < 3 || (op != 'a' && op != 'd'))) { fprintf(stderr, "bad line: %.80s\n", line); return 2; }
+    if (line && (fields < 3 || !strchr("adeo", op) || ((op == 'e' || op == 'o') && fields != 3))) { fprintf(stderr, "bad line: %.80s\n", line); return 2; }
+    char kind = op;
+    if (op == 'e' || op == 'o') op = 'a'; // one message kind: ends and open starts are elements added with a mark
     int flush = set && (!line || op != cur_op || strcmp(name, cur_set) || count == PER_MSG);
     if (flush) {
       struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), cur_op == 'a' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
@@ -87,6 +92,14 @@ int main(int argc, char **argv) {
     struct nftnl_set_elem *e = nftnl_set_elem_alloc();
     nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, klen);
     if (op == 'a' && fields == 4 && timeout > 0) nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout);
+    if (kind == 'e') nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    if (kind == 'o') {
+      // nft's element user data: one attribute, "flags" (type 1, 4 bytes, host order) = open interval (1).
+      unsigned char udata[6] = {1, 4};
+      uint32_t open = 1;
+      memcpy(udata + 2, &open, sizeof open);
+      nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA, udata, sizeof udata);
+    }
     nftnl_set_elem_add(set, e);
     count++;
   }
