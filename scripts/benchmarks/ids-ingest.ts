@@ -9,8 +9,8 @@
  * for their event type. The ingest runs with the daemon's durability (WAL, synchronous = NORMAL, the rows and
  * the file position committed together).
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { median, removeTempDir, round, tempDir, trackPid, untrackPid, type Result } from './lib.ts';
 import type { BenchContext } from './run.ts';
@@ -18,6 +18,8 @@ import type { BenchContext } from './run.ts';
 const LINES = Number(process.env.IDS_BENCH_LINES ?? 1_000_000);
 const TARGET = { minRatio: 0.6 };
 const MAX_RSS_MB = 200;
+/** The V8 flags rampartd runs with (bin/rampart, system/systemd/rampartd.service). */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=8'];
 
 /** A deterministic EVE alert line of about 930 bytes (the i-th). */
 export function eveLine(i: number): string {
@@ -67,6 +69,11 @@ function writeEve(path: string, lines: number): number {
   }
   closeSync(fd);
   return bytes;
+}
+
+/** Write back whatever is pending, so that it does not compete with what is measured next. */
+function settleDisk(): void {
+  spawnSync('sync', { stdio: 'ignore' });
 }
 
 /** The baseline: 1 MiB chunks, line split, JSON.parse of each line. */
@@ -125,7 +132,8 @@ async function child(side: string, file: string, dataDir: string): Promise<void>
 
 function runSide(side: string, file: string, dataDir: string): Promise<{ seconds: number; lines: number; maxRssMb: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, side, file, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Both sides run with rampartd's V8 flags (bin/rampart, the systemd unit).
+    const p = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '--import', 'tsx', import.meta.filename, side, file, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
     trackPid(p.pid, `ids-ingest ${side}`);
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
@@ -147,6 +155,9 @@ export async function idsIngestBench(ctx: BenchContext): Promise<Result> {
     const file = join(dir, 'eve.json');
     const bytes = writeEve(file, LINES);
     ctx.progress(`${LINES} EVE lines, ${round(bytes / LINES, 0)} bytes each on average`);
+    // Each run starts on a quiet disk: the file just written, and each run's database (a gigabyte), would otherwise
+    // still be written back while the next run measures.
+    settleDisk();
     const runs = ctx.runs ?? 3;
     const base: number[] = [];
     const prod: number[] = [];
@@ -158,6 +169,8 @@ export async function idsIngestBench(ctx: BenchContext): Promise<Result> {
       const { mkdirSync } = await import('node:fs');
       mkdirSync(data);
       const r = await runSide('ingest', file, data);
+      rmSync(data, { recursive: true, force: true });
+      settleDisk();
       if (r.lines !== LINES) throw new Error(`ingest stored ${r.lines} of ${LINES} alerts`);
       prod.push(r.lines / r.seconds);
       rss.push(r.maxRssMb);

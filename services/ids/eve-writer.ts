@@ -26,6 +26,8 @@ const STRS = 8;
 
 /** Rows per INSERT statement in the thread. */
 const MULTI_ROWS = 16;
+/** The size of a new buffer for a batch's bytes (a batch is about 256 KiB; a longer line makes a bigger one). */
+const SPARE_BYTES = 512 << 10;
 /** Batches posted and not yet acknowledged before post() waits for the oldest. */
 const MAX_IN_FLIGHT = 4;
 /** No reply for this long: the thread is taken as stuck (busy_timeout is 5 s per attempt). */
@@ -64,7 +66,7 @@ try {
   tx = db.transaction((m) => {
     const seqs = new Float64Array(m.n);
     const { nums, strs, lens, spans } = m;
-    const bytes = Buffer.from(m.bytes);
+    const bytes = Buffer.from(m.bytes, 0, m.length);
     let sp = 0;
     const num = (v) => (v === v ? v : null);
     // The values of row i into a from index a, in ALERT_INSERT_SQL's order.
@@ -110,7 +112,8 @@ parentPort.on('message', (m) => {
   if (failed) return reply({ k: m.k, error: 'an earlier batch failed' });
   try {
     const seqs = tx(m);
-    reply({ k: m.k, seqs }, [seqs.buffer]);
+    // The bytes' buffer goes back for the next batch (else each batch's would wait for a garbage collection here).
+    reply({ k: m.k, seqs, bytes: m.bytes }, [seqs.buffer, m.bytes]);
   } catch (err) {
     failed = true;
     reply({ k: m.k, error: String((err && err.message) || err) });
@@ -161,8 +164,12 @@ export function encodeRows(inputs: AlertInput[]): { nums: Float64Array; strs: st
 }
 
 export interface WriterBatch {
-  /** The UTF-8 bytes the rows' raw events are in (moved to the thread), and each one's start and end there. */
+  /**
+   * The UTF-8 bytes the rows' raw events are in: the first `length` of a buffer from buffer() (moved to the thread,
+   * and back), and each row's start and end there.
+   */
   bytes: ArrayBuffer;
+  length: number;
   spans: Int32Array;
   /** What the caller gets back with the seqs once the batch is committed. */
   items: AlertInput[];
@@ -183,6 +190,8 @@ export class EveWriterThread {
   private acked = 0;
   private posted = 0;
   private readonly pending: Pending[] = [];
+  /** Buffers of batches' bytes the thread gave back, for the next batches. */
+  private readonly spare: ArrayBuffer[] = [];
   private broken = false;
 
   /** `onCommitted` runs on the calling thread for each committed batch, in order, with the rows' seqs. */
@@ -228,6 +237,13 @@ export class EveWriterThread {
     this.acked = Atomics.load(this.counter, 0);
   }
 
+  /** A buffer of at least `size` bytes for a batch's bytes: one the thread gave back, else a new one. */
+  buffer(size: number): ArrayBuffer {
+    const i = this.spare.findIndex((b) => b.byteLength >= size);
+    if (i >= 0) return this.spare.splice(i, 1)[0];
+    return new ArrayBuffer(Math.max(size, SPARE_BYTES));
+  }
+
   /** Queue a batch; waits for the oldest when MAX_IN_FLIGHT are queued. Throws when a batch failed. */
   post(batch: WriterBatch): void {
     this.ensure();
@@ -236,7 +252,7 @@ export class EveWriterThread {
     this.pending.push({ k, items: batch.items });
     const { nums, strs, lens } = encodeRows(batch.items);
     const transfer = [batch.bytes, batch.spans.buffer as ArrayBuffer, nums.buffer as ArrayBuffer, lens.buffer as ArrayBuffer];
-    this.worker!.postMessage({ k, n, nums, strs, lens, bytes: batch.bytes, spans: batch.spans, inode: batch.inode, offset: batch.offset }, transfer);
+    this.worker!.postMessage({ k, n, nums, strs, lens, bytes: batch.bytes, length: batch.length, spans: batch.spans, inode: batch.inode, offset: batch.offset }, transfer);
     while (this.pending.length >= MAX_IN_FLIGHT) this.settleOne();
   }
 
@@ -292,7 +308,8 @@ export class EveWriterThread {
         throw new Error('the EVE writer thread stopped answering');
       }
     }
-    const msg = receiveMessageOnPort(this.port!)?.message as { k: number; seqs?: Float64Array; error?: string; fatal?: boolean } | undefined;
+    const msg = receiveMessageOnPort(this.port!)?.message as { k: number; seqs?: Float64Array; bytes?: ArrayBuffer; error?: string; fatal?: boolean } | undefined;
+    if (msg?.bytes?.byteLength && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(msg.bytes);
     const p = this.pending.shift()!;
     if (!msg || msg.k !== p.k) {
       this.close(true);

@@ -517,7 +517,7 @@ export class EveTailer {
   }
 
   private save(pos: Position): void {
-    if (this.pipe) return this.pipe.post({ bytes: new ArrayBuffer(0), spans: new Int32Array(0), items: [], inode: pos.inode, offset: pos.offset });
+    if (this.pipe) return this.pipe.post({ bytes: new ArrayBuffer(0), length: 0, spans: new Int32Array(0), items: [], inode: pos.inode, offset: pos.offset });
     this.opts.store.prepare(SAVE_POSITION_SQL).run(pos.inode, pos.offset, Date.now());
   }
 
@@ -638,9 +638,9 @@ export class EveTailer {
     const next = { inode: pos.inode, offset: pos.offset + bytes };
     if (this.pipe) {
       // The thread gets its own copy of the bytes (the read buffer is reused), moved rather than copied again.
-      const copy = new Uint8Array(bytes);
-      copy.set(this.buf.subarray(from, from + bytes));
-      this.pipe.post({ bytes: copy.buffer, spans: Int32Array.from(spans), items: batch, inode: next.inode, offset: next.offset });
+      const copy = this.pipe.buffer(bytes);
+      new Uint8Array(copy).set(this.buf.subarray(from, from + bytes));
+      this.pipe.post({ bytes: copy, length: bytes, spans: Int32Array.from(spans), items: batch, inode: next.inode, offset: next.offset });
       pos.offset = next.offset;
       return;
     }
