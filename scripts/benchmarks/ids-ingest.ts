@@ -18,8 +18,6 @@ import type { BenchContext } from './run.ts';
 const LINES = Number(process.env.IDS_BENCH_LINES ?? 1_000_000);
 const TARGET = { minRatio: 0.6 };
 const MAX_RSS_MB = 200;
-/** The V8 flags rampartd runs with (bin/rampart, system/systemd/rampartd.service). */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=8'];
 
 /** A deterministic EVE alert line of about 930 bytes (the i-th). */
 export function eveLine(i: number): string {
@@ -132,8 +130,7 @@ async function child(side: string, file: string, dataDir: string): Promise<void>
 
 function runSide(side: string, file: string, dataDir: string): Promise<{ seconds: number; lines: number; maxRssMb: number }> {
   return new Promise((resolve, reject) => {
-    // Both sides run with rampartd's V8 flags (bin/rampart, the systemd unit).
-    const p = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '--import', 'tsx', import.meta.filename, side, file, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, side, file, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
     trackPid(p.pid, `ids-ingest ${side}`);
     let out = '';
     p.stdout!.on('data', (d) => (out += d));

@@ -36,8 +36,6 @@ export interface AlertInput {
   action?: string;
   /** The original record (EVE alert, anomaly event), kept as JSON. */
   detail?: unknown;
-  /** The original record already serialised as JSON (an EVE line): stored as is, in place of `detail`. */
-  detailJson?: string;
 }
 
 export interface AlertRecord extends AlertInput {
@@ -127,7 +125,7 @@ function alertRow(a: AlertInput, id: string): unknown[] {
     a.sport ?? null,
     a.dport ?? null,
     a.action ?? null,
-    a.detailJson ?? (a.detail === undefined ? null : JSON.stringify(a.detail)),
+    a instanceof RawAlert ? a.json : a.detail === undefined ? null : JSON.stringify(a.detail),
   ];
 }
 
@@ -176,38 +174,57 @@ function parseDetail(json: string): unknown {
 }
 
 /**
- * The record announced for a stored input. An input that came with `detailJson` gets `detail` as a lazy getter
- * (parsed on first read), so listeners see the same shape as list() returns without the ingest paying for a parse.
+ * An alert whose original record is JSON text already (an EVE line): stored as that text, and parsed only when
+ * someone reads `detail`. The same object is the input and, once stored (`seq` set), the record announced: on the
+ * ingest's hot path one object per alert instead of an input and a record with a getter of its own.
  */
-function newRecord(a: AlertInput, id: string, seq: number): AlertRecord {
-  const json = a.detailJson;
-  if (json === undefined) return { ...a, id, seq };
-  if (a.detail !== undefined) {
-    const { detailJson: _json, ...rest } = a;
-    return { ...rest, id, seq };
+export class RawAlert implements AlertRecord {
+  seq = 0;
+  kind: AlertKind = 'ids';
+  sid?: number;
+  category?: string;
+  src?: string;
+  dst?: string;
+  proto?: string;
+  sport?: number;
+  dport?: number;
+  action?: string;
+  readonly #json: string;
+  #parsed: unknown;
+
+  constructor(
+    public id: string,
+    public at: number,
+    public severity: Severity,
+    public signature: string,
+    json: string,
+  ) {
+    this.#json = json;
   }
-  // A literal with a getter (the hot path of the EVE ingest): absent optional fields are undefined members.
-  let parsed: unknown;
-  return {
-    seq,
-    id,
-    kind: a.kind,
-    at: a.at,
-    severity: a.severity,
-    signature: a.signature,
-    sid: a.sid,
-    category: a.category,
-    src: a.src,
-    dst: a.dst,
-    proto: a.proto,
-    sport: a.sport,
-    dport: a.dport,
-    action: a.action,
-    get detail(): unknown {
-      if (parsed === undefined) parsed = parseDetail(json);
-      return parsed;
-    },
-  };
+
+  /** The original record as stored (not an own field: a record's own fields are what list() returns). */
+  get json(): string {
+    return this.#json;
+  }
+
+  get detail(): unknown {
+    if (this.#parsed === undefined) this.#parsed = parseDetail(this.#json);
+    return this.#parsed;
+  }
+
+  /** The shape list() returns: the fields that are set, and `detail` parsed. */
+  toJSON(): AlertRecord {
+    return { ...this, detail: this.detail };
+  }
+}
+
+/** The record announced for a stored input. */
+function newRecord(a: AlertInput, id: string, seq: number): AlertRecord {
+  if (a instanceof RawAlert) {
+    a.seq = seq;
+    return a;
+  }
+  return { ...a, id, seq };
 }
 
 export class AlertStore {

@@ -10,7 +10,7 @@
  */
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { AlertInput, AlertStore, Severity } from '../core/alerts.ts';
+import { RawAlert, type AlertInput, type AlertStore, type Severity } from '../core/alerts.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/store.ts';
 import { EveWriterThread, SAVE_POSITION_SQL } from './eve-writer.ts';
@@ -55,16 +55,12 @@ function normalise(rec: any, a: any, line?: string): AlertInput {
   const at = typeof rec.timestamp === 'string' ? Date.parse(rec.timestamp) : NaN;
   const sid = Number.isInteger(a.signature_id) ? a.signature_id : undefined;
   const sev = Number.isInteger(a.severity) ? Math.min(4, Math.max(1, a.severity)) : 3;
-  const out: AlertInput = {
-    // Stable for the event: one packet matches one signature once, at one timestamp, in one flow.
-    id: `eve:${rec.timestamp ?? ''}:${rec.flow_id ?? ''}:${a.gid ?? 1}:${sid ?? ''}:${rec.pcap_cnt ?? ''}`,
-    kind: 'ids',
-    at: Number.isFinite(at) ? at : Date.now(),
-    severity: sev as Severity,
-    signature: typeof a.signature === 'string' ? a.signature.slice(0, 1024) : `sid ${sid ?? '?'}`,
-  };
-  if (line !== undefined) out.detailJson = line;
-  else out.detail = rec;
+  // Stable for the event: one packet matches one signature once, at one timestamp, in one flow.
+  const id = `eve:${rec.timestamp ?? ''}:${rec.flow_id ?? ''}:${a.gid ?? 1}:${sid ?? ''}:${rec.pcap_cnt ?? ''}`;
+  const when = Number.isFinite(at) ? at : Date.now();
+  const signature = typeof a.signature === 'string' ? a.signature.slice(0, 1024) : `sid ${sid ?? '?'}`;
+  // The line as it came (stored as is, parsed when read), else the record parsed from it.
+  const out: AlertInput = line !== undefined ? new RawAlert(id, when, sev as Severity, signature, line) : { id, kind: 'ids', at: when, severity: sev as Severity, signature, detail: rec };
   if (sid !== undefined) out.sid = sid;
   if (typeof a.category === 'string' && a.category) out.category = a.category;
   if (typeof rec.src_ip === 'string') out.src = rec.src_ip;

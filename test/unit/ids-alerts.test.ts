@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../services/core/store.ts';
-import { ALERT_MIGRATIONS, AlertStore, type AlertRecord } from '../../services/core/alerts.ts';
+import { ALERT_MIGRATIONS, AlertStore, RawAlert, type AlertRecord } from '../../services/core/alerts.ts';
 import { EventBus } from '../../services/core/events.ts';
 import { EveTailer, alertFromEve, scanEveAlert } from '../../services/ids/eve.ts';
 import { eveLine } from '../../scripts/benchmarks/ids-ingest.ts';
@@ -54,7 +54,7 @@ test('anomalies are deduplicated by id; get() finds both kinds', () => {
   assert.is(alerts.add([anomaly]).length, 1);
   assert.is(alerts.add([anomaly]).length, 0, 'the same anomaly again is not stored');
   assert.is(seen.length, 1, 'nor announced');
-  alerts.add([{ id: 'eve:x:1', kind: 'ids', at: 2, severity: 1, signature: 'sig', detailJson: '{"a":1}' }]);
+  alerts.add([new RawAlert('eve:x:1', 2, 1, 'sig', '{"a":1}')]);
   assert.equal(alerts.get('anomaly:cpu:1')?.detail, { peak: 9 });
   assert.equal(alerts.get('eve:x:1')?.detail, { a: 1 });
   assert.is(alerts.get('nope'), undefined);
