@@ -93,6 +93,12 @@ function parseV6(s: string): number[] | undefined {
   return groups;
 }
 
+/** The canonical (RFC 5952) text of a single IPv6 address, or undefined: parsePrefix's `text` without its value. */
+export function canonicalV6(s: string): string | undefined {
+  const g = parseV6(s);
+  return g && formatV6(g);
+}
+
 /** RFC 5952 text of 8 groups: lower case, longest run (≥ 2) of zero groups as "::". */
 function formatV6(g: number[]): string {
   let bestStart = -1;

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../core/log.ts';
 import { RampartError, type Problem } from '../core/errors.ts';
-import { parsePrefix, parseV4, overlaps, type Prefix } from '../core/net.ts';
+import { canonicalV6, parsePrefix, parseV4, overlaps, type Prefix } from '../core/net.ts';
 import type { BlockRecord, Store } from '../core/store.ts';
 import { setelemHelper, type Host } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
@@ -48,7 +48,14 @@ function setOf(r: { address: string; family: 4 | 6 }): SetName {
  * length that the strict IPv4 parser accepts is its own canonical text, so the common case allocates nothing.
  */
 function canonicalBlock(s: string): { text: string; family: 4 | 6 } | undefined {
-  if (s.length <= 15 && s.indexOf('/') === -1 && s.indexOf(':') === -1) return parseV4(s) >= 0 ? { text: s, family: 4 } : undefined;
+  if (s.indexOf('/') === -1) {
+    if (s.length <= 15 && s.indexOf(':') === -1) return parseV4(s) >= 0 ? { text: s, family: 4 } : undefined;
+    // A single IPv6 address: its canonical text without the 128-bit value parsePrefix also computes.
+    if (s.length <= 64 && s.indexOf(':') !== -1) {
+      const text = canonicalV6(s);
+      return text === undefined ? undefined : { text, family: 6 };
+    }
+  }
   const p = parsePrefix(s);
   return p && { text: p.text, family: p.family };
 }
@@ -234,8 +241,11 @@ export class Blocks {
     const bad = checkOptions(opts.ttlSeconds, opts.reason);
     if (bad) throw RampartError.invalid([{ path: `/${bad.field}`, message: bad.message }], 'invalid block request');
     const problems: Problem[] = [];
-    const now = Date.now();
-    const batch = new Map<string, BlockRecord>();
+    // Canonical and distinct (one TTL and reason for all: which of two equal lines counts makes no difference).
+    const texts: string[] = [];
+    const families: (4 | 6)[] = [];
+    const seen = new Set<string>();
+    let nets = false;
     for (let i = 0; i < addresses.length; i++) {
       const s = addresses[i];
       const a = typeof s === 'string' ? canonicalBlock(s) : undefined;
@@ -244,10 +254,58 @@ export class Blocks {
         if (problems.push({ path: `/addresses/${i}`, message: `not an IP address or CIDR${shown}` }) >= 100) break;
         continue;
       }
-      batch.set(a.text, record(a, opts.ttlSeconds, opts.reason, source, now));
+      if (seen.has(a.text)) continue;
+      seen.add(a.text);
+      if (a.text.includes('/')) nets = true;
+      texts.push(a.text);
+      families.push(a.family);
     }
     if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
+    const helper = nets ? undefined : setelemHelper();
+    if (helper) return this.queue.run(() => this.blockHosts(helper, texts, families, opts, source));
+    const now = Date.now();
+    const batch = new Map<string, BlockRecord>();
+    for (let i = 0; i < texts.length; i++) batch.set(texts[i], record({ text: texts[i], family: families[i] }, opts.ttlSeconds, opts.reason, source, now));
     return this.commit(batch, source, now, (address) => `/addresses/${addresses.findIndex((s) => typeof s === 'string' && canonicalBlock(s)?.text === address)}`);
+  }
+
+  /**
+   * Single addresses with one TTL and reason, the bulk case: the helper's lines are written and the kernel set to
+   * work first; the records are built and stored while it works.
+   */
+  private async blockHosts(helper: string, texts: string[], families: (4 | 6)[], opts: { ttlSeconds?: number; reason?: string }, source: string): Promise<BlockRecord[]> {
+    const now = Date.now();
+    const index = this.known();
+    const live = (address: string) => {
+      const e = index.get(address);
+      return e !== undefined && (e.expiresAt === undefined || e.expiresAt > now) ? e : undefined;
+    };
+    const ttl = opts.ttlSeconds ? ` ${opts.ttlSeconds * 1000}` : '';
+    const lines: string[] = new Array(texts.length);
+    for (let i = 0; i < texts.length; i++) {
+      const a = texts[i];
+      const set = families[i] === 4 ? 'b4h' : 'b6h';
+      // An element's timeout cannot be changed in place: add (so it exists), delete, add again.
+      lines[i] = live(a) ? `a ${set} ${a}\nd ${set} ${a}\na ${set} ${a}${ttl}` : `a ${set} ${a}${ttl}`;
+    }
+    const records = await this.viaHelper(helper, lines.join('\n') + '\n', () => {
+      const out: BlockRecord[] = new Array(texts.length);
+      const fresh: string[] = [];
+      const renewed: string[] = [];
+      for (let i = 0; i < texts.length; i++) {
+        const r = record({ text: texts[i], family: families[i] }, opts.ttlSeconds, opts.reason, source, now);
+        const e = live(r.address);
+        if (e) {
+          // Renewed: keeps its original creation time, gets the new TTL and reason.
+          r.createdAt = e.createdAt;
+          renewed.push(r.address);
+        } else fresh.push(r.address);
+        out[i] = r;
+      }
+      return { records: out, fresh, renewed };
+    });
+    this.events?.emit('block', { type: 'added', addresses: texts, source });
+    return records;
   }
 
   /** Write a validated batch (address → record, the last request for an address wins) to the kernel and the store. */
@@ -284,7 +342,15 @@ export class Blocks {
         if (problems.length) throw RampartError.invalid(problems, 'invalid block request');
       }
       const helper = nets || renewed.some((r) => r.address.includes('/')) ? undefined : setelemHelper();
-      if (helper) await this.writeThroughHelper(helper, fresh, renewed, records, now);
+      if (helper) {
+        let input = '';
+        for (const r of fresh) input += `a ${setOf(r)} ${r.address}${ttlMs(r, now)}\n`;
+        for (const r of renewed) {
+          const set = setOf(r);
+          input += `a ${set} ${r.address}\nd ${set} ${r.address}\na ${set} ${r.address}${ttlMs(r, now)}\n`;
+        }
+        await this.viaHelper(helper, input, () => ({ records, fresh: fresh.map((r) => r.address), renewed: renewed.map((r) => r.address) }));
+      }
       else {
         // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
         const el = (list: BlockRecord[]) => list.map((r) => ({ ...r, set: setOf(r) }));
@@ -304,36 +370,32 @@ export class Blocks {
   }
 
   /**
-   * Single addresses only: one netlink transaction through rampart-setelem, with the store written while the kernel
-   * works (and put back if the kernel refuses).
+   * Single addresses only: one netlink transaction through rampart-setelem with `input` (its lines), and while the
+   * kernel works, the records `build` makes go to the store and the index (both put back if the kernel refuses).
    */
-  private async writeThroughHelper(helper: string, fresh: BlockRecord[], renewed: BlockRecord[], out: BlockRecord[], now: number): Promise<void> {
-    let input = '';
-    for (const r of fresh) input += `a ${setOf(r)} ${r.address}${ttlMs(r, now)}\n`;
-    for (const r of renewed) {
-      const set = setOf(r);
-      input += `a ${set} ${r.address}\nd ${set} ${r.address}\na ${set} ${r.address}${ttlMs(r, now)}\n`;
-    }
-    if (!input) return;
+  private async viaHelper(helper: string, input: string, build: () => { records: BlockRecord[]; fresh: string[]; renewed: string[] }): Promise<BlockRecord[]> {
+    if (input === '\n' || !input) return build().records;
     // Through a file, not a pipe: the helper then needs nothing more from this process while the store is written
     // below (a pipe would wait for the event loop, putting the kernel's work after the store's instead of beside it).
     const file = join(dirname(this.store.path), 'blocks.elements');
-    writeFileSync(file, input, { mode: 0o600 });
+    // Addresses, set names and numbers: ASCII, so written without UTF-8 encoding.
+    writeFileSync(file, input, { mode: 0o600, encoding: 'latin1' });
     const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true }).finally(() => rm(file, { force: true }));
-    // While the kernel works: the store and the in-memory index, both put back if the kernel refuses.
-    const before = renewed.length ? this.store.getBlocks(renewed.map((r) => r.address)) : [];
-    this.store.upsertBlocks(out);
-    this.remember(out);
+    const { records, fresh, renewed } = build();
+    const before = renewed.length ? this.store.getBlocks(renewed) : [];
+    this.store.upsertBlocks(records);
+    this.remember(records);
     const res = await kernel;
     if (res.exitCode !== 0) {
       this.store.sql.transaction(() => {
-        for (const r of fresh) this.store.deleteBlock(r.address);
+        for (const a of fresh) this.store.deleteBlock(a);
         this.store.upsertBlocks(before);
       })();
-      for (const r of fresh) this.index?.delete(r.address);
+      for (const a of fresh) this.index?.delete(a);
       this.remember(before);
       throw new RampartError('system', `the kernel refused the blocks: ${res.stderr.trim().slice(0, 500)}`);
     }
+    return records;
   }
 
   async unblock(address: string): Promise<boolean> {

@@ -68,9 +68,14 @@ if (!helper) {
     assert.is(timeoutOf(v4, '203.0.113.10'), '10m');
     assert.is(timeoutOf(v4, '203.0.113.11'), '10m');
     assert.is(timeoutOf(await setText('b6h'), '2001:db8:77::1'), '10m');
+    const blocked = async (address: string) => JSON.parse((await d.cli(['blocks', '--json'])).stdout).find((b: any) => b.address === address);
+    const first = await blocked('203.0.113.10');
     const again = await d.cli(['block', '203.0.113.10', '--ttl', '7200']);
     assert.is(again.code, 0, again.stderr);
     assert.is(timeoutOf(await setText('b4h'), '203.0.113.10'), '2h');
+    const renewed = await blocked('203.0.113.10');
+    assert.is(renewed.createdAt, first.createdAt, 'a renewal keeps the creation time');
+    assert.ok(renewed.expiresAt > first.expiresAt, 'and gets the new expiry');
     const permanent = await d.cli(['block', '203.0.113.11']);
     assert.is(permanent.code, 0, permanent.stderr);
     assert.match(await setText('b4h'), /203\.0\.113\.11(,| \})/);

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { contains, overlaps, parseAddress, parseInterfaceAddress, parsePrefix } from '../../services/core/net.ts';
+import { canonicalV6, contains, overlaps, parseAddress, parseInterfaceAddress, parsePrefix } from '../../services/core/net.ts';
 
 function oracle(s: string): string | undefined {
   try {
@@ -83,6 +83,18 @@ test('arbitrary strings of IPv6 characters: accepted exactly when the oracle acc
   assert.is(parsePrefix('1:2:3:4:5:6:1.2.3.4')?.text, '1:2:3:4:5:6:102:304');
   assert.is(parsePrefix('1:2:3:4:5:6:7:1.2.3.4'), undefined);
   assert.is(parsePrefix('::1.2.3.4.5'), undefined);
+});
+
+test('canonicalV6 gives parsePrefix\'s text for every single IPv6 address, and refuses what it refuses', () => {
+  const chars = fc.constantFrom(':', ':', '0', '1', 'a', 'F', 'f', '.', '2', 'g');
+  const text = fc.oneof(fc.ipV6(), fc.array(chars, { minLength: 0, maxLength: 42 }).map((a) => a.join('')));
+  fc.assert(
+    fc.property(text, (s) => {
+      const p = parsePrefix(s);
+      assert.is(canonicalV6(s), p && p.family === 6 ? p.text : undefined, s);
+    }),
+    { numRuns: 5000, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
+  );
 });
 
 test('addresses, interface addresses, containment', () => {
