@@ -194,6 +194,8 @@ export interface User {
 export type { AuditEntry } from '../../../services/api/audit.ts';
 export type { LiveFigures as LiveStats } from '../../../services/telemetry/service.ts';
 export type { RuleInfo as IdsRule } from '../../../services/ids/rules.ts';
+import type { AlertRecord as Alert } from '../../../services/core/alerts.ts';
+export type { Alert };
 
 export interface TelemetryResult {
   metric: string;
@@ -203,22 +205,6 @@ export interface TelemetryResult {
 }
 
 
-export interface Alert {
-  id: string | number;
-  seq: number;
-  kind: string;
-  at: number;
-  severity: number;
-  signature: string;
-  sid?: number;
-  src?: string;
-  dst?: string;
-  proto?: string;
-  sport?: number;
-  dport?: number;
-  action?: string;
-  [k: string]: unknown;
-}
 
 let routeList: Promise<Set<string>> | undefined;
 
