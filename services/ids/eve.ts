@@ -130,64 +130,6 @@ interface AlertFields {
   severity: unknown;
 }
 
-function setEnvelope(o: EnvelopeFields, key: string, v: unknown): void {
-  switch (key) {
-    case 'timestamp':
-      o.timestamp = v;
-      break;
-    case 'flow_id':
-      o.flow_id = v;
-      break;
-    case 'event_type':
-      o.event_type = v;
-      break;
-    case 'src_ip':
-      o.src_ip = v;
-      break;
-    case 'src_port':
-      o.src_port = v;
-      break;
-    case 'dest_ip':
-      o.dest_ip = v;
-      break;
-    case 'dest_port':
-      o.dest_port = v;
-      break;
-    case 'proto':
-      o.proto = v;
-      break;
-    case 'pcap_cnt':
-      o.pcap_cnt = v;
-      break;
-    case 'alert':
-      o.alert = v;
-      break;
-  }
-}
-
-function setAlert(o: AlertFields, key: string, v: unknown): void {
-  switch (key) {
-    case 'action':
-      o.action = v;
-      break;
-    case 'gid':
-      o.gid = v;
-      break;
-    case 'signature_id':
-      o.signature_id = v;
-      break;
-    case 'signature':
-      o.signature = v;
-      break;
-    case 'category':
-      o.category = v;
-      break;
-    case 'severity':
-      o.severity = v;
-      break;
-  }
-}
-
 function skipWs(s: string, i: number): number {
   for (let c = s.charCodeAt(i); c === 32 || c === 9 || c === 10 || c === 13; c = s.charCodeAt(++i));
   return i;
@@ -200,10 +142,12 @@ interface Stop {
 }
 
 /**
- * Reads the scalar members of the object whose "{" is at `i` through `set`. Strings are taken as they stand (the
- * caller rejects text with escapes); undefined when the text is not plainly valid JSON.
+ * Reads the scalar members of the object whose "{" is at `i` into `into`, keeping only the members it was made with
+ * (so its shape never changes). Strings are taken as they stand (the caller rejects text with escapes); undefined
+ * when the text is not plainly valid JSON.
  */
-function scanMembers<T>(s: string, i: number, into: T, set: (o: T, key: string, v: unknown) => void): Stop | undefined {
+function scanMembers(s: string, i: number, into: object): Stop | undefined {
+  const fields = into as Record<string, unknown>;
   i = skipWs(s, i + 1);
   if (s.charCodeAt(i) === 125) return { at: i };
   for (;;) {
@@ -234,7 +178,7 @@ function scanMembers<T>(s: string, i: number, into: T, set: (o: T, key: string, 
       v = Number(num);
       i = j;
     }
-    set(into, key, v);
+    if (Object.hasOwn(fields, key)) fields[key] = v;
     i = skipWs(s, i);
     const d = s.charCodeAt(i);
     if (d === 125) return { at: i };
@@ -246,10 +190,10 @@ function scanMembers<T>(s: string, i: number, into: T, set: (o: T, key: string, 
 /** The alert from the head of the line read by scanMembers(), or undefined when it cannot say. */
 function scanHead(line: string): AlertInput | undefined {
   const env: EnvelopeFields = { timestamp: undefined, flow_id: undefined, event_type: undefined, src_ip: undefined, src_port: undefined, dest_ip: undefined, dest_port: undefined, proto: undefined, pcap_cnt: undefined, alert: undefined };
-  const stop = scanMembers(line, 0, env, setEnvelope);
+  const stop = scanMembers(line, 0, env);
   if (!stop || stop.key !== 'alert' || env.event_type !== 'alert' || env.alert !== undefined || line.charCodeAt(stop.at) !== 123) return undefined;
   const a: AlertFields = { action: undefined, gid: undefined, signature_id: undefined, signature: undefined, category: undefined, severity: undefined };
-  const end = scanMembers(line, stop.at, a, setAlert);
+  const end = scanMembers(line, stop.at, a);
   if (!end || typeof a.signature !== 'string' || a.signature_id === undefined) return undefined;
   // Stopped at a nested member: the fields after it are unseen, so all of them must have come before.
   if (end.key !== undefined && (a.action === undefined || a.gid === undefined || a.category === undefined || a.severity === undefined)) return undefined;
