@@ -79,6 +79,14 @@ function ttlMs(r: BlockRecord, now: number): string {
   return r.expiresAt === undefined ? '' : ` ${Math.max(1000, r.expiresAt - now)}`;
 }
 
+/**
+ * The netlink helper's lines for one address (`ttl` its timeout field). An element's timeout cannot be changed in
+ * place: a renewed one is added (so it exists), deleted and added again, in the same transaction.
+ */
+function helperLines(set: SetName, address: string, ttl: string, renew: boolean): string {
+  return renew ? `a ${set} ${address}\nd ${set} ${address}\na ${set} ${address}${ttl}` : `a ${set} ${address}${ttl}`;
+}
+
 /** The structure of the blocks table (idempotent), with its chains rewritten. Elements are untouched. */
 export function blocksTableScript(): string {
   const t = `inet ${BLOCK_TABLE}`;
@@ -284,11 +292,9 @@ export class Blocks {
     const lines: string[] = new Array(texts.length);
     for (let i = 0; i < texts.length; i++) {
       const a = texts[i];
-      const set = families[i] === 4 ? 'b4h' : 'b6h';
-      // An element's timeout cannot be changed in place: add (so it exists), delete, add again.
-      lines[i] = live(a) ? `a ${set} ${a}\nd ${set} ${a}\na ${set} ${a}${ttl}` : `a ${set} ${a}${ttl}`;
+      lines[i] = helperLines(families[i] === 4 ? 'b4h' : 'b6h', a, ttl, live(a) !== undefined);
     }
-    const records = await this.viaHelper(helper, lines.join('\n') + '\n', () => {
+    const records = await this.viaHelper(helper, lines, () => {
       const out: BlockRecord[] = new Array(texts.length);
       const fresh: string[] = [];
       const renewed: string[] = [];
@@ -343,13 +349,8 @@ export class Blocks {
       }
       const helper = nets || renewed.some((r) => r.address.includes('/')) ? undefined : setelemHelper();
       if (helper) {
-        let input = '';
-        for (const r of fresh) input += `a ${setOf(r)} ${r.address}${ttlMs(r, now)}\n`;
-        for (const r of renewed) {
-          const set = setOf(r);
-          input += `a ${set} ${r.address}\nd ${set} ${r.address}\na ${set} ${r.address}${ttlMs(r, now)}\n`;
-        }
-        await this.viaHelper(helper, input, () => ({ records, fresh: fresh.map((r) => r.address), renewed: renewed.map((r) => r.address) }));
+        const lines = [...fresh.map((r) => helperLines(setOf(r), r.address, ttlMs(r, now), false)), ...renewed.map((r) => helperLines(setOf(r), r.address, ttlMs(r, now), true))];
+        await this.viaHelper(helper, lines, () => ({ records, fresh: fresh.map((r) => r.address), renewed: renewed.map((r) => r.address) }));
       }
       else {
         // An element's timeout cannot be changed in place: add (so it exists), delete, add again, in one transaction.
@@ -370,16 +371,16 @@ export class Blocks {
   }
 
   /**
-   * Single addresses only: one netlink transaction through rampart-setelem with `input` (its lines), and while the
+   * Single addresses only: one netlink transaction through rampart-setelem with `lines`, and while the
    * kernel works, the records `build` makes go to the store and the index (both put back if the kernel refuses).
    */
-  private async viaHelper(helper: string, input: string, build: () => { records: BlockRecord[]; fresh: string[]; renewed: string[] }): Promise<BlockRecord[]> {
-    if (input === '\n' || !input) return build().records;
+  private async viaHelper(helper: string, lines: string[], build: () => { records: BlockRecord[]; fresh: string[]; renewed: string[] }): Promise<BlockRecord[]> {
+    if (!lines.length) return build().records;
     // Through a file, not a pipe: the helper then needs nothing more from this process while the store is written
     // below (a pipe would wait for the event loop, putting the kernel's work after the store's instead of beside it).
     const file = join(dirname(this.store.path), 'blocks.elements');
     // Addresses, set names and numbers: ASCII, so written without UTF-8 encoding.
-    writeFileSync(file, input, { mode: 0o600, encoding: 'latin1' });
+    writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600, encoding: 'latin1' });
     const kernel = this.host.run(helper, ['inet', BLOCK_TABLE, file], { allowFailure: true }).finally(() => rm(file, { force: true }));
     const { records, fresh, renewed } = build();
     const before = renewed.length ? this.store.getBlocks(renewed) : [];
