@@ -405,14 +405,16 @@ export class Firewall {
       // compiles (a pipe would wait for the event loop).
       const file = this.hooks.scratchFile ? `${this.hooks.scratchFile}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
       writeFileSync(file, lists.elements, { mode: 0o600 });
-      const staging: Staging = { lists, ready: Promise.resolve() };
-      staging.ready = this.host
-        .run(helper, ['inet', lists.table, file], { allowFailure: true })
-        .then((fill) => {
-          staging.done = performance.now();
-          if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
-        })
-        .finally(() => rm(this.hooks.scratchFile ? file : dirname(file), { recursive: true, force: true }));
+      const staging: Staging = {
+        lists,
+        ready: this.host
+          .run(helper, ['inet', lists.table, file], { allowFailure: true })
+          .then((fill) => {
+            staging.done = performance.now();
+            if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
+          })
+          .finally(() => rm(this.hooks.scratchFile ? file : dirname(file), { recursive: true, force: true })),
+      };
       staging.ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
       return staging;
     } catch (err) {

@@ -330,8 +330,8 @@ interface ListSet {
   fam: Family;
   interval: boolean;
   elements: string[];
-  /** An interval set's prefixes, ascending and none inside another (IPv4 as numbers, IPv6 as Prefix). */
-  prefixes?: { value: number; length: number }[] | Prefix[];
+  /** An interval set's prefixes as intervals (ascending, none inside another), made when asked for. */
+  intervals?: () => Interval[];
   counter: string;
   path: string;
 }
@@ -357,16 +357,16 @@ function blocklistSets(config: Config): ListSet[] {
     const parsed = parsedBlocklist(b.entries);
     const v4n = aggregateV4(parsed.v4n);
     const v6n = aggregate(parsed.v6n);
-    const elements: Record<string, { list: string[]; prefixes?: ListSet['prefixes'] }> = {
+    const elements: Record<string, { list: string[]; intervals?: () => Interval[] }> = {
       '4h': { list: [...new Set(parsed.v4h)] },
-      '4n': { list: v4n.map((p) => `${formatV4(p.value)}/${p.length}`), prefixes: v4n },
+      '4n': { list: v4n.map((p) => `${formatV4(p.value)}/${p.length}`), intervals: () => v4Intervals(v4n) },
       '6h': { list: [...new Set(parsed.v6h)] },
-      '6n': { list: v6n.map((p) => p.text), prefixes: v6n },
+      '6n': { list: v6n.map((p) => p.text), intervals: () => v6Intervals(v6n) },
     };
     for (const key of ['4h', '4n', '6h', '6n']) {
-      const { list, prefixes } = elements[key];
+      const { list, intervals } = elements[key];
       if (!list.length) continue;
-      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, prefixes, counter: `bl_${b.name}`, path });
+      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, intervals, counter: `bl_${b.name}`, path });
     }
   });
   return sets;
@@ -436,7 +436,7 @@ export function compileListsStaged(config: Config, table: string): StagedLists {
   const parts: string[] = [];
   let elementCount = 0;
   for (const s of sets) {
-    if (s.interval) parts.push(intervalLines(s.set, s.fam, s.prefixes!));
+    if (s.interval) parts.push(intervalLines(s.set, s.fam, s.intervals!()));
     else {
       const prefix = `a ${s.set} `;
       parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
@@ -702,30 +702,39 @@ export function aggregateV4(list: readonly { value: number; length: number }[]):
   return out;
 }
 
+/** A prefix as an interval: its first address, and the address after its last (none at the end of the space). */
+export interface Interval {
+  start: string;
+  after?: string;
+}
+
+function v4Intervals(list: readonly { value: number; length: number }[]): Interval[] {
+  return list.map((p) => {
+    const after = p.value + 2 ** (32 - p.length);
+    return { start: formatV4(p.value), ...(after < 2 ** 32 ? { after: formatV4(after) } : {}) };
+  });
+}
+
+function v6Intervals(list: readonly Prefix[]): Interval[] {
+  return list.map((p) => {
+    const after = p.value + (1n << BigInt(128 - p.length));
+    return { start: p.address, ...(after < 1n << 128n ? { after: formatV6Value(after) } : {}) };
+  });
+}
+
 /**
- * An interval set's elements as the netlink helper's lines, encoded as nft encodes them: ascending, each prefix a
- * start element ("a") and an end element ("e") at the address after its last; a prefix that reaches the end of the
+ * An interval set's elements as the netlink helper's lines, encoded as nft encodes them: ascending, each interval a
+ * start element ("a") and an end element ("e") at the address after its last; one that reaches the end of the
  * address space has no end, its start is marked open ("o"); before them an end element at the zero address unless
- * the first prefix starts there.
+ * the first interval starts there.
  */
-export function intervalLines(set: string, fam: Family, prefixes: { value: number; length: number }[] | Prefix[]): string {
+export function intervalLines(set: string, fam: Family, intervals: readonly Interval[]): string {
+  const zero = fam === 4 ? '0.0.0.0' : '::';
   const out: string[] = [];
-  if (fam === 4) {
-    const list = prefixes as { value: number; length: number }[];
-    if (list.length && list[0].value !== 0) out.push(`e ${set} 0.0.0.0`);
-    for (const p of list) {
-      const after = p.value + 2 ** (32 - p.length);
-      if (after < 2 ** 32) out.push(`a ${set} ${formatV4(p.value)}`, `e ${set} ${formatV4(after)}`);
-      else out.push(`o ${set} ${formatV4(p.value)}`);
-    }
-  } else {
-    const list = prefixes as Prefix[];
-    if (list.length && list[0].value !== 0n) out.push(`e ${set} ::`);
-    for (const p of list) {
-      const after = p.value + (1n << BigInt(128 - p.length));
-      if (after < 1n << 128n) out.push(`a ${set} ${p.address}`, `e ${set} ${formatV6Value(after)}`);
-      else out.push(`o ${set} ${p.address}`);
-    }
+  if (intervals.length && intervals[0].start !== zero) out.push(`e ${set} ${zero}`);
+  for (const { start, after } of intervals) {
+    if (after === undefined) out.push(`o ${set} ${start}`);
+    else out.push(`a ${set} ${start}`, `e ${set} ${after}`);
   }
   return out.length ? out.join('\n') + '\n' : '';
 }
