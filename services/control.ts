@@ -175,6 +175,12 @@ export function callDaemon(path: string, method: string, params: unknown = {}, t
         reject(new RampartError('internal', `bad answer from the daemon: ${(err as Error).message}`));
       }
     });
+    // Without an answer before the connection closes, the daemon stopped or died meanwhile (once answered, the promise
+    // is settled and this changes nothing).
+    sock.once('close', () => {
+      clearTimeout(timer);
+      reject(new RampartError('unavailable', 'the daemon closed the connection without answering (it stopped or crashed; see its log)'));
+    });
     sock.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(

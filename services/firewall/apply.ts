@@ -9,7 +9,7 @@ import { parseConfig, type RuntimeEnv } from '../core/validate.ts';
 import { parseConfigOnce, rememberVersionConfig, runningConfig } from '../core/config-cache.ts';
 import type { Config } from '../core/schema.ts';
 import { prepareDocument, type PreparedDocument, type Store, type VersionRecord, type VersionSource } from '../core/store.ts';
-import type { Host } from '../host/exec.ts';
+import type { Host, RunResult } from '../host/exec.ts';
 import type { EventBus } from '../core/events.ts';
 import { SerialQueue } from '../core/serial.ts';
 import { blocklistEntryCount, compileListsStaged, compileRuleset, listsFingerprint, LISTS_TABLE, LISTS_TABLE_ALT, TABLE, type CompiledRuleset, type StagedLists } from './compile.ts';
@@ -231,10 +231,8 @@ export class Firewall {
       const previous = this.store.runningVersionMeta();
       let prepared: PreparedDocument | undefined;
       try {
-        const loading = this.load(compiled, staging);
-        // nft works in its own process now: serialise and hash the document for the journal meanwhile.
-        prepared = prepareDocument(req.document);
-        await loading;
+        // While nft works in its own process: serialise and hash the document for the journal.
+        await this.load(compiled, staging, () => (prepared = prepareDocument(req.document)));
       } catch (err) {
         const e = RampartError.from(err);
         const failed = this.store.addVersion({ ...req, state: 'failed' });
@@ -398,13 +396,23 @@ export class Firewall {
       ready.catch(() => undefined); // awaited in load()
       return { lists, ready };
     };
+    // nft creates the table while the elements are rendered and written for the helper. They go through a file: the
+    // helper then needs nothing more from this process while the main table compiles (a pipe would wait for the event
+    // loop).
+    const scratch = this.hooks.scratchFile;
+    const setupRun = this.host.nft(lists.setup, { allowFailure: true, ...(scratch ? { viaFile: `${scratch}.setup` } : {}) });
+    const file = scratch ? `${scratch}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
+    const cleanup = () => rm(scratch ? file : dirname(file), { recursive: true, force: true });
     try {
-      const setup = await this.host.nft(lists.setup, { allowFailure: true });
-      if (setup.exitCode !== 0) return failed(new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`));
-      // The elements go through a file: the helper then needs nothing more from this process while the main table
-      // compiles (a pipe would wait for the event loop).
-      const file = this.hooks.scratchFile ? `${this.hooks.scratchFile}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
-      writeFileSync(file, lists.elements, { mode: 0o600 });
+      let written: unknown;
+      try {
+        writeFileSync(file, lists.elements, { mode: 0o600 });
+      } catch (err) {
+        written = err;
+      }
+      const setup = await setupRun;
+      if (written) throw written;
+      if (setup.exitCode !== 0) throw new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`);
       const staging: Staging = {
         lists,
         ready: this.host
@@ -413,13 +421,39 @@ export class Firewall {
             staging.done = performance.now();
             if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
           })
-          .finally(() => rm(this.hooks.scratchFile ? file : dirname(file), { recursive: true, force: true })),
+          .finally(cleanup),
       };
       staging.ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
       return staging;
     } catch (err) {
+      await setupRun.catch(() => undefined);
+      await cleanup();
       return failed(err);
     }
+  }
+
+  /**
+   * The second step of a two-step load. nft is given the main table while the helper still fills the lists (it
+   * parses as it reads) and the rest once the lists are in: the main table's closing brace comes with the rest, so
+   * that whatever this process leaves unsaid (it dies, the helper fails) is an unclosed block that nft refuses whole.
+   * `meanwhile` runs once nft has the whole script (this thread is free then).
+   */
+  private async loadStaged(main: string, script: string, staging: Staging, meanwhile?: () => void): Promise<RunResult> {
+    const dropStaged = () => this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
+    const scratch = this.hooks.scratchFile;
+    const tx = scratch ? await this.host.nftHeld(script, script.length - main.lastIndexOf('}\n'), scratch) : undefined;
+    try {
+      await staging.ready;
+    } catch (err) {
+      await tx?.abort();
+      await dropStaged();
+      throw err;
+    }
+    const loading = tx ? tx.release() : this.host.nft(script, { allowFailure: true });
+    loading.catch(() => undefined); // the caller awaits it; not unhandled meanwhile
+    await tx?.sent;
+    meanwhile?.();
+    return loading;
   }
 
   /**
@@ -430,27 +464,24 @@ export class Firewall {
    * this transaction completes it and drops the old one; if anything fails, the prepared table is removed and the
    * kernel keeps what it had.
    */
-  private async load(compiled: CompiledRuleset, staging?: Staging): Promise<void> {
-    if (staging) {
-      try {
-        await staging.ready;
-      } catch (err) {
-        await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
-        throw err;
-      }
-    }
+  private async load(compiled: CompiledRuleset, staging?: Staging, meanwhile?: () => void): Promise<void> {
     const mainOnly = !staging && this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
+    const markers = [...(mainOnly ? [markerCheck(this.listsTable)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
     let part: { script: string; lineMap: string[] };
+    let res: RunResult;
     if (staging) {
       const finish = staging.lists.finish;
-      part = { script: compiled.main.script + finish.lines.join('\n') + '\n' + dropTable(this.listsTable), lineMap: [...compiled.main.lineMap, ...finish.map, '', ''] };
-    } else if (mainOnly) part = compiled.main;
-    else {
+      const main = compiled.main.script;
+      part = { script: main + finish.lines.join('\n') + '\n' + dropTable(this.listsTable), lineMap: [...compiled.main.lineMap, ...finish.map, '', ''] };
+      res = await this.loadStaged(main, part.script + markers, staging, meanwhile);
+    } else {
+      if (mainOnly) part = compiled.main;
       // The full script names the lists table LISTS_TABLE: its sibling goes in the same transaction.
-      part = { script: compiled.script + dropTable(LISTS_TABLE_ALT), lineMap: [...compiled.lineMap, '', ''] };
+      else part = { script: compiled.script + dropTable(LISTS_TABLE_ALT), lineMap: [...compiled.lineMap, '', ''] };
+      const loading = this.host.nft(part.script + markers, { allowFailure: true, viaFile: this.hooks.scratchFile });
+      meanwhile?.();
+      res = await loading;
     }
-    const markers = [...(mainOnly ? [markerCheck(this.listsTable)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
-    const res = await this.host.nft(part.script + markers, { allowFailure: true, viaFile: this.hooks.scratchFile });
     if (res.exitCode !== 0) {
       if (staging) await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
       const problems = mapNftErrors(res.stderr, part.lineMap);

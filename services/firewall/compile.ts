@@ -421,8 +421,8 @@ export interface StagedLists {
   table: string;
   fingerprint: string;
   setup: string;
-  elements: string;
-  elementCount: number;
+  /** Rendered when first read (the setup can start before). */
+  readonly elements: string;
   finish: { lines: string[]; map: string[] };
 }
 
@@ -433,23 +433,34 @@ export function compileListsStaged(config: Config, table: string): StagedLists {
   for (const line of [`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`, `\tcomment "rampart ${fingerprint}"`]) setup.emit(line);
   for (const s of sets) emitSet(setup, s.set, s.fam, s.interval, [], s.path, setSize(s));
   setup.emit('}');
-  const parts: string[] = [];
-  let elementCount = 0;
-  for (const s of sets) {
-    if (s.interval) parts.push(intervalLines(s.set, s.fam, s.intervals!()));
-    else {
-      const prefix = `a ${s.set} `;
-      parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
+  // Rendered when first read: the applier starts creating the table before it asks for them.
+  let elements: string | undefined;
+  const renderElements = () => {
+    const parts: string[] = [];
+    for (const s of sets) {
+      if (s.interval) parts.push(intervalLines(s.set, s.fam, s.intervals!()));
+      else {
+        const prefix = `a ${s.set} `;
+        parts.push(prefix + s.elements.join(`\n${prefix}`) + '\n');
+      }
     }
-    elementCount += s.elements.length;
-  }
+    return parts.join('');
+  };
   const body = listsBody(config, sets, () => false);
   const finish = new Emitter();
   finish.emit(`table inet ${table} {`);
   finish.lines.push(...body.lines);
   finish.map.push(...body.map);
   finish.emit('}');
-  return { table, fingerprint, setup: setup.lines.join('\n') + '\n', elements: parts.join(''), elementCount, finish: { lines: finish.lines, map: finish.map } };
+  return {
+    table,
+    fingerprint,
+    setup: setup.lines.join('\n') + '\n',
+    get elements() {
+      return (elements ??= renderElements());
+    },
+    finish: { lines: finish.lines, map: finish.map },
+  };
 }
 
 /** How many entries the blocklists hold (what a two-step load would hand to the netlink helper). */

@@ -4,7 +4,8 @@
  */
 import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, lstatSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { RampartError } from '../core/errors.ts';
@@ -91,6 +92,16 @@ export function countersHelper(): string | undefined {
   return existsSync(path) ? path : undefined;
 }
 
+/** An nft transaction whose end is held back (Host.nftHeld). */
+export interface HeldNftTransaction {
+  /** Hand nft the rest; settles with nft's result once it has applied (or refused) the whole. */
+  release(): Promise<RunResult>;
+  /** Settles when everything has left this process (after release(); nft then has the whole script). */
+  readonly sent: Promise<void>;
+  /** Give up: nft is killed before it sees the end of its input, so nothing of it applies. */
+  abort(): Promise<void>;
+}
+
 /** A command runner bound to one namespace. */
 export class Host {
   constructor(readonly netns?: string) {
@@ -115,5 +126,87 @@ export class Host {
     } finally {
       await rm(opts.viaFile, { force: true });
     }
+  }
+
+  /**
+   * Start `nft -f` on `script` with its last `held` characters held back until release(): nft reads and parses the
+   * rest now, while the caller waits for something else, and applies nothing before the end of its input. A caller
+   * that holds back a closing line makes a transaction cut short (this process dies) a syntax error, not a partial
+   * change. The script goes through a FIFO (nft parses stdin only once it has all of it); `scratch` names the files
+   * (`.fifo`, and a link nft opens, which points at a copy of the script once nft has opened the FIFO, because nft
+   * opens its input again to quote the line of an error).
+   */
+  async nftHeld(script: string, held: number, scratch: string): Promise<HeldNftTransaction> {
+    const fifo = `${scratch}.fifo`;
+    const link = `${scratch}.link`;
+    if (!lstatSync(fifo, { throwIfNoEntry: false })?.isFIFO()) {
+      await rm(fifo, { force: true });
+      await run('mkfifo', ['-m', '600', '--', fifo]);
+    }
+    const pointAt = (target: string) => {
+      rmSync(`${link}.new`, { force: true });
+      symlinkSync(target, `${link}.new`);
+      renameSync(`${link}.new`, link);
+    };
+    pointAt(fifo);
+    const [file, argv] = this.netns ? ['ip', ['netns', 'exec', this.netns, 'nft', '-f', link]] : ['nft', ['-f', link]];
+    const child = execa(file, argv, { reject: false, timeout: 120_000, stripFinalNewline: false, env: { LC_ALL: 'C' } });
+    let gone = false;
+    const exited = child.then(
+      (res) => res,
+      (err: Error) => ({ exitCode: undefined, failed: true, stdout: '', stderr: '', shortMessage: err.message }),
+    );
+    void exited.then(() => (gone = true));
+    // A non-blocking open for writing succeeds once nft has opened the FIFO for reading (ENXIO before): only then
+    // may this end be closed (nft would wait for a writer forever), and the link point elsewhere.
+    let fd: number | undefined;
+    while (fd === undefined && !gone) {
+      try {
+        fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') {
+          child.kill('SIGKILL');
+          await exited;
+          throw new RampartError('system', `cannot open ${fifo}: ${(err as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    }
+    const pipe = new Socket({ fd, readable: false, writable: true });
+    pipe.on('error', () => undefined); // nft gone: its exit status says why
+    const sent = new Promise<void>((resolve) => {
+      pipe.once('finish', resolve);
+      pipe.once('close', resolve);
+    });
+    // Once nft has exited this end closes (what nft did not read is dropped) and the files go.
+    const closed = exited.finally(async () => {
+      pipe.destroy();
+      await Promise.all([rm(link, { force: true }), rm(scratch, { force: true })]);
+    });
+    if (fd === undefined) pipe.destroy();
+    else {
+      pipe.write(script.slice(0, script.length - held));
+      try {
+        writeFileSync(scratch, script, { mode: 0o600 });
+        pointAt(scratch);
+      } catch (err) {
+        child.kill('SIGKILL');
+        await closed;
+        throw new RampartError('system', `cannot write ${scratch}: ${(err as Error).message}`);
+      }
+    }
+    return {
+      release: async () => {
+        pipe.end(script.slice(script.length - held));
+        const res = await closed;
+        if (res.exitCode === undefined) throw new RampartError('system', `cannot run nft: ${res.shortMessage ?? 'failed to start'}`);
+        return { stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? ''), exitCode: res.exitCode };
+      },
+      sent,
+      abort: async () => {
+        child.kill('SIGKILL');
+        await closed;
+      },
+    };
   }
 }

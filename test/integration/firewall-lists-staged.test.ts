@@ -6,6 +6,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { run, setelemHelper } from '../../services/host/exec.ts';
 import { startDaemon, labConfig, waitFor, type TestDaemon } from '../helpers/daemon.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
@@ -26,11 +28,11 @@ const nft = (args: string[]) => run('ip', ['netns', 'exec', lab.fw, 'nft', ...ar
 const listsTables = async () => ((await nft(['list', 'tables'])).stdout.match(/rampart_lists\w*/g) ?? []).sort();
 const version = async () => (await d.call('status')).running?.version;
 
-/** The lab config with a `threats` list of FILLER addresses (10.64.0.0/10, not in the lab) plus `extra`. */
-function bigList(extra: string[]): any {
+/** The lab config with a `threats` list of `filler` addresses (10.64.0.0/10, not in the lab) plus `extra`. */
+function bigList(extra: string[], filler = FILLER): any {
   const doc = labConfig();
   const entries: string[] = [];
-  for (let i = 0; i < FILLER; i++) entries.push(`10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
+  for (let i = 0; i < filler; i++) entries.push(`10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
   doc.firewall.blocklists[0].entries = [...entries, '203.0.113.0/24', ...extra];
   return doc;
 }
@@ -44,6 +46,40 @@ async function setSize(table: string, set: string): Promise<number> {
   const doc = JSON.parse(r.stdout) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
   return doc.nftables.find((o) => o.set)?.set?.elem?.length ?? 0;
 }
+
+/** PIDs of the processes whose command line contains `text`. */
+function processesWith(text: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(text)) pids.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const target = (path: string) => {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The main table's fingerprint comment as the kernel has it. */
+const mainFingerprint = async () => /comment "rampart ([0-9a-f]{64})"/.exec((await nft(['-t', 'list', 'table', 'inet', 'rampart'])).stdout)?.[1];
 
 /** `table inet NAME` owned by another process (the kernel refuses our changes to it); returns its `end()`. */
 async function holdOwnerTable(name: string): Promise<() => Promise<void>> {
@@ -135,6 +171,47 @@ if (!setelemHelper()) {
     await d.restart();
     assert.equal(await listsTables(), running);
     assert.equal(await statuses([tcp(WAN_HOST, 80, 600)]), ['timeout'], 'the running list still blocks');
+  });
+
+  test('rampartd killed while the lists load: nothing of the change applies; the next start removes the prepared table', async () => {
+    const before = await version();
+    const running = await listsTables();
+    const main = await mainFingerprint();
+    const reach = await statuses([tcp(WAN_HOST, 80, 600), tcp(WAN_OTHER, 80, 3000)]);
+    assert.equal(reach, ['timeout', 'open']);
+    // A change of rules and list: WAN_OTHER blocked, and one more rule.
+    const doc = bigList([WAN_OTHER], 50_000);
+    doc.firewall.forward.unshift({ id: 'crash-rule', from: 'lan', to: 'wan', services: [{ proto: 'tcp', ports: ['9000'] }], action: 'accept' });
+    const applying = apply(doc);
+    // The helper is held (SIGSTOP) while it fills the sibling table; the daemon meanwhile hands nft the main table
+    // through the FIFO, and points the link at its copy of the script once nft has opened the FIFO.
+    // It lives for tens of milliseconds: looked for without pause (a look at /proc takes about a millisecond).
+    let helper: number[] = [];
+    const until = Date.now() + 30_000;
+    while (!(helper = processesWith(join(d.dataDir, 'apply.nft.elements'))).length) {
+      if (Date.now() > until) throw new Error('timed out waiting for the netlink helper');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (const pid of helper) process.kill(pid, 'SIGSTOP');
+    let tx: number[] = [];
+    const link = join(d.dataDir, 'apply.nft.link');
+    try {
+      await waitFor(() => (tx = processesWith(link)).length > 0 && target(link) === join(d.dataDir, 'apply.nft'), 30_000, 'nft reading the FIFO');
+      await d.crash();
+      // nft now reads the end of a script that stops before the main table's closing brace.
+      await waitFor(() => tx.every((pid) => !alive(pid)), 30_000, 'nft to end');
+    } finally {
+      for (const pid of helper) if (alive(pid)) process.kill(pid, 'SIGCONT');
+    }
+    await waitFor(() => helper.every((pid) => !alive(pid)), 30_000, 'the helper to end');
+    assert.is((await applying).code === 0, false, 'the apply did not complete');
+    assert.is(await mainFingerprint(), main, 'the main table is the one before');
+    assert.ok((await listsTables()).some((t: string) => t === running[0]), 'the running lists table is there');
+    await d.restart();
+    assert.is(await version(), before, 'no new version');
+    assert.equal(await listsTables(), running, 'the prepared table is gone');
+    assert.is(await mainFingerprint(), main);
+    assert.equal(await statuses([tcp(WAN_HOST, 80, 600), tcp(WAN_OTHER, 80, 3000)]), reach);
   });
 }
 
