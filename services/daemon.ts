@@ -8,7 +8,7 @@ import { createTwoFilesPatch } from 'diff';
 import { RampartError } from './core/errors.ts';
 import { EventBus } from './core/events.ts';
 import { AlertStore, type AlertInput } from './core/alerts.ts';
-import { parseConfigOnce, runningConfig } from './core/config-cache.ts';
+import { knownRunningConfig, parseConfigOnce, runningConfig } from './core/config-cache.ts';
 import { MetricsEndpoint, prometheusText } from './telemetry/prometheus.ts';
 import type { AnomalyEvent } from './telemetry/anomaly.ts';
 import type { Logger } from './core/log.ts';
@@ -165,7 +165,7 @@ export class Daemon {
       events: this.events,
       config: () => this.runningConfig(),
       version: () => this.store.runningVersionMeta()?.version,
-      document: () => this.store.runningVersion()?.document,
+      document: () => knownRunningConfig(this.store) ?? this.store.runningVersion()?.document,
       block: (requests, source) => this.blocks.block(requests, source),
     });
     // The network follows the running version through confirms, reverts and rollbacks.
@@ -408,7 +408,7 @@ export class Daemon {
       };
     /** "(secret)" in a document keeps the running version's secret (services/core/secrets.ts); none there: refused. */
     const keptSecrets = (doc: unknown) => {
-      const r = restoreSecrets(doc, this.store.runningVersion()?.document);
+      const r = restoreSecrets(doc, () => this.store.runningVersion()?.document);
       if (r.problems.length) throw RampartError.invalid(r.problems, 'secrets not set');
       return r.document;
     };

@@ -151,30 +151,40 @@ function counterparts(arrayPtr: string, docArr: unknown[], runArr: unknown[], wa
 /**
  * Puts the running values back where `doc` holds SECRET_MARKER. `doc` is not changed; the result shares what holds
  * no secret. Problems (JSON pointers into `doc`): a marker without a counterpart, and SECRET_CHANGED_MARKER.
+ * `running` may be given as a function: it is called only when `doc` holds a marker (reading it costs).
  */
 export function restoreSecrets<T>(doc: T, running: unknown): { document: T; problems: Problem[] } {
   const problems: Problem[] = [];
   if (!isObj(doc)) return { document: doc, problems };
   const out = copyForSecrets(doc);
-  const restore = (at: (string | number)[], value: Json, from: Json) => {
+  // `running` may be a function giving the running document: called only when a marker needs it.
+  let runningDoc: { value: unknown } | undefined;
+  const run = () => (runningDoc ??= { value: typeof running === 'function' ? running() : running }).value;
+  const restore = (at: (string | number)[], value: Json, from: () => Json) => {
     if (value === SECRET_CHANGED_MARKER) {
       problems.push({ path: ptr(at), message: `"${SECRET_CHANGED_MARKER}" only appears in diffs: enter a value, or "${SECRET_MARKER}" to keep the stored one` });
     } else if (value === SECRET_MARKER) {
-      if (typeof from === 'string' && from !== SECRET_MARKER) setAt(out, at.map(String), from);
+      const stored = from();
+      if (typeof stored === 'string' && stored !== SECRET_MARKER) setAt(out, at.map(String), stored);
       else problems.push({ path: ptr(at), message: 'secret not set: enter a value' });
     }
   };
-  for (const p of SCALARS) restore(p, getAt(out, p), getAt(running, p));
+  for (const p of SCALARS) restore(p, getAt(out, p), () => getAt(run(), p));
   for (const [arrayPtr, { base, fields }] of ARRAYS) {
     const arr = getAt(out, base);
     if (!Array.isArray(arr)) continue;
     const marked = (i: number) => fields.some((f) => getAt(arr[i], f) === SECRET_MARKER);
-    const runArr = getAt(running, base);
-    const match = counterparts(arrayPtr, arr, Array.isArray(runArr) ? runArr : [], marked);
+    const runArr = () => {
+      const r = getAt(run(), base);
+      return Array.isArray(r) ? r : [];
+    };
+    let match: (number | undefined)[] | undefined;
     arr.forEach((el, i) => {
       for (const f of fields) {
-        const j = match[i];
-        restore([...base, i, ...f], getAt(el, f), j === undefined ? undefined : getAt((runArr as unknown[])[j], f));
+        restore([...base, i, ...f], getAt(el, f), () => {
+          const j = (match ??= counterparts(arrayPtr, arr, runArr(), marked))[i];
+          return j === undefined ? undefined : getAt(runArr()[j], f);
+        });
       }
     });
   }

@@ -47,7 +47,7 @@ export interface IdsServiceOptions {
   config: () => Config | undefined;
   /** The running version's number: the parsed configuration is kept per version. */
   version?: () => number | undefined;
-  /** The running version's raw document: with the IDS off and no syslog target, nothing needs parsing. */
+  /** The running version's document, or its configuration when parsed already: with the IDS off and no syslog target, nothing more needs parsing. */
   document?: () => any;
   /** The dynamic blocks (auto-block). */
   block: (requests: BlockRequest[], source: string) => Promise<unknown>;

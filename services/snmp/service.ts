@@ -12,7 +12,7 @@ import type { EventBus } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
 import type { Config } from '../core/schema.ts';
 import type { Store } from '../core/store.ts';
-import { runningConfig } from '../core/config-cache.ts';
+import { knownRunningConfig, runningConfig } from '../core/config-cache.ts';
 import { imageRelease } from '../core/release.ts';
 import type { TelemetryService } from '../telemetry/service.ts';
 import { newEngineId, parseListenAddress, parseSources, type ListenAddress } from './access.ts';
@@ -306,8 +306,10 @@ export class SnmpService {
     const meta = this.opts.store.runningVersionMeta();
     if (!meta) return undefined;
     if (this.parsed?.version === meta.version) return this.parsed.config;
-    if (!this.enabledIn(meta.version)) return undefined;
-    const config = runningConfig(this.opts.store);
+    // Parsed already (just applied, say): nothing to read.
+    const known = knownRunningConfig(this.opts.store);
+    if (known ? !known.snmp.enabled : !this.enabledIn(meta.version)) return undefined;
+    const config = known ?? runningConfig(this.opts.store);
     if (!config) {
       this.opts.log.warn('snmp: running configuration unreadable');
       return undefined;

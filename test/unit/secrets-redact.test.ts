@@ -179,4 +179,15 @@ test('validateConfig refuses a marker left in a document, whatever path it came 
   assert.not.ok(r.problems.some((p) => p.path === '/snmp/targets/0/community'), 'only the markers themselves');
 });
 
+test('restoreSecrets: the running document given as a function is read only when a marker needs it, and once', () => {
+  let reads = 0;
+  const lazy = () => (reads++, running());
+  const plain = running();
+  assert.equal(restoreSecrets(plain, lazy), { document: plain, problems: [] });
+  assert.is(reads, 0, 'no marker: the running document is not read');
+  const red = redactSecrets(running()) as ReturnType<typeof running>;
+  assert.equal(restoreSecrets(red, lazy), restoreSecrets(red, running()));
+  assert.is(reads, 1, 'markers in scalars and lists: read once');
+});
+
 test.run();

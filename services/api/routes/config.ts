@@ -134,7 +134,7 @@ export function configRoutes(r: Router, backend: ApiBackend): void {
     bodyLimit: CONFIG_BODY_LIMIT,
     response: ValidateResult,
     handler: ({ body }) => {
-      const { document, problems } = restoreSecrets(body.config, backend.running()?.document);
+      const { document, problems } = restoreSecrets(body.config, () => backend.running()?.document);
       const result = backend.validate(document);
       if (!problems.length) return result;
       // A marker left in place may fail the field's own rules too: the secret's problem says what to do.
@@ -161,7 +161,7 @@ export function configRoutes(r: Router, backend: ApiBackend): void {
     handler: async ({ body, session, audit }) => {
       let rec;
       try {
-        const { document, problems } = restoreSecrets(body.config, backend.running()?.document);
+        const { document, problems } = restoreSecrets(body.config, () => backend.running()?.document);
         if (problems.length) throw RampartError.invalid(problems, 'secrets not set');
         rec = await backend.apply({ document, author: session!.username, message: body.message, confirmSeconds: body.confirmSeconds });
       } catch (err) {
