@@ -116,9 +116,17 @@ function formatV6(g: number[]): string {
     }
     i = j;
   }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (bestStart === -1) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += i === 0 ? '::' : ':';
+      i += bestLen - 1;
+      continue;
+    }
+    out += g[i].toString(16);
+    if (i < 7) out += ':';
+  }
+  return out;
 }
 
 export const V4_MASKS = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
@@ -231,6 +239,13 @@ export function parseList(entries: readonly string[], bad?: (index: number) => v
       const net = (v & V4_MASKS[len]) >>> 0;
       if (len === 32) out.v4h.push(formatV4(net));
       else out.v4n.push({ value: net, length: len });
+      continue;
+    }
+    if (typeof e === 'string' && e.indexOf('/') === -1) {
+      // A single IPv6 address: its canonical text is all that is kept (no 128-bit value).
+      const text = canonicalV6(e);
+      if (text === undefined) bad?.(j);
+      else out.v6h.push(text);
       continue;
     }
     const p = parsePrefix(e);

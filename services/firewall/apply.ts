@@ -84,7 +84,8 @@ interface Staging {
   lists: StagedLists;
   /** Settles when the table and its address sets are in the kernel (rejects with what failed). */
   ready: Promise<void>;
-  /** When the helper finished (performance.now()), for the apply's log. */
+  /** When the table was set up and when the helper finished (performance.now()), for the apply's log. */
+  setUp?: number;
   done?: number;
 }
 
@@ -263,8 +264,8 @@ export class Firewall {
           source: rec.source,
           author: rec.author,
           confirm,
-          // The steps, and when the netlink helper of a two-step load finished (counted from the start).
-          ms: { validate: ms(t0, t1), compile: ms(t1, t2), nft: ms(t2, t3), journal: ms(t3, t4), ...(staging?.done ? { helperDone: ms(t0, staging.done) } : {}) },
+          // The steps, and when the two-step load's table was set up and its netlink helper finished (from the start).
+          ms: { validate: ms(t0, t1), compile: ms(t1, t2), nft: ms(t2, t3), journal: ms(t3, t4), ...(staging?.done ? { setupDone: ms(t0, staging.setUp!), helperDone: ms(t0, staging.done) } : {}) },
         },
         'configuration applied',
       );
@@ -411,10 +412,12 @@ export class Firewall {
         written = err;
       }
       const setup = await setupRun;
+      const setUp = performance.now();
       if (written) throw written;
       if (setup.exitCode !== 0) throw new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`);
       const staging: Staging = {
         lists,
+        setUp,
         ready: this.host
           .run(helper, ['inet', lists.table, file], { allowFailure: true })
           .then((fill) => {

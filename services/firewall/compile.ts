@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, Rule } from '../core/schema.ts';
 import { pointer } from '../core/errors.ts';
-import { formatV4, formatV6Value, parseAddress, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
+import { formatV4, formatV6Value, parseAddress, parseV4, parseInterfaceAddress, parsePrefix, type Family, type Prefix } from '../core/net.ts';
 import {
   addressFamilies,
   antiLockoutScope,
@@ -358,7 +358,7 @@ function blocklistSets(config: Config): ListSet[] {
     const v4n = aggregateV4(parsed.v4n);
     const v6n = aggregate(parsed.v6n);
     const elements: Record<string, { list: string[]; intervals?: () => Interval[] }> = {
-      '4h': { list: [...new Set(parsed.v4h)] },
+      '4h': { list: distinctV4(parsed.v4h) },
       '4n': { list: v4n.map((p) => `${formatV4(p.value)}/${p.length}`), intervals: () => v4Intervals(v4n) },
       '6h': { list: [...new Set(parsed.v6h)] },
       '6n': { list: v6n.map((p) => p.text), intervals: () => v6Intervals(v6n) },
@@ -370,6 +370,19 @@ function blocklistSets(config: Config): ListSet[] {
     }
   });
   return sets;
+}
+
+/**
+ * IPv4 addresses (valid, canonical text) without repeats, first occurrences in order. Big lists rarely repeat an
+ * address: their values are sorted and compared first, and the list itself is returned when nothing repeats.
+ */
+function distinctV4(list: readonly string[]): string[] {
+  const values = new Uint32Array(list.length);
+  for (let i = 0; i < list.length; i++) values[i] = parseV4(list[i]);
+  values.sort();
+  let repeats = false;
+  for (let i = 1; i < values.length && !repeats; i++) repeats = values[i] === values[i - 1];
+  return repeats ? [...new Set(list)] : (list as string[]);
 }
 
 /** Counters, sets (those `withElements` accepts, with their elements; the others not at all) and the hooked chains. */

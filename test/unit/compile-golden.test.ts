@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from '../../services/core/validate.ts';
-import { compileRuleset, portSet, aggregate } from '../../services/firewall/compile.ts';
+import { compileListsStaged, compileRuleset, portSet, aggregate } from '../../services/firewall/compile.ts';
 import { parsePrefix } from '../../services/core/net.ts';
 
 const dir = join(import.meta.dirname, '../fixtures/golden');
@@ -71,6 +71,22 @@ test('port sets are merged and sorted', () => {
 test('prefix aggregation drops covered prefixes', () => {
   const ps = ['10.0.0.0/8', '10.1.2.3', '11.0.0.0/16', '10.255.255.255', '11.0.0.0/24', '12.0.0.1'].map((s) => parsePrefix(s)!);
   assert.equal(aggregate(ps).map((p) => p.text), ['10.0.0.0/8', '11.0.0.0/16', '12.0.0.1']);
+});
+
+test('a blocklist that repeats addresses loads each once (first occurrences, in order), in both loads', () => {
+  const doc = JSON.parse(readFileSync(join(dir, 'three-zones.json'), 'utf8'));
+  const entries = ['192.0.2.7', '198.51.100.1', '192.0.2.7', '2001:db8::1', '2001:DB8:0::1', '198.51.100.1', '192.0.2.9'];
+  doc.firewall.blocklists = [{ name: 'rep', entries }];
+  const config = parseConfig(doc);
+  const { script } = compileRuleset(config);
+  const line = (set: string) => script.split('\n').findIndex((l) => l.includes(`set ${set} {`));
+  const elements = (set: string) => script.split('\n')[line(set) + 3].trim();
+  assert.is(elements('bl.rep.4h'), '192.0.2.7, 198.51.100.1, 192.0.2.9');
+  assert.is(elements('bl.rep.6h'), '2001:db8::1');
+  assert.is(compileListsStaged(config, 'x').elements, 'a bl.rep.4h 192.0.2.7\na bl.rep.4h 198.51.100.1\na bl.rep.4h 192.0.2.9\na bl.rep.6h 2001:db8::1\n');
+  // Without repeats, the list is taken as it is.
+  doc.firewall.blocklists = [{ name: 'rep', entries: ['192.0.2.9', '192.0.2.7'] }];
+  assert.is(compileListsStaged(parseConfig(doc), 'x').elements, 'a bl.rep.4h 192.0.2.9\na bl.rep.4h 192.0.2.7\n');
 });
 
 test.run();
