@@ -329,7 +329,9 @@ interface ListSet {
   set: string;
   fam: Family;
   interval: boolean;
-  elements: string[];
+  /** Entries before repeats are dropped and prefixes merged (what a hash set's size is made for). */
+  count: number;
+  readonly elements: string[];
   /** An interval set's prefixes as intervals (ascending, none inside another), made when asked for. */
   intervals?: () => Interval[];
   counter: string;
@@ -337,7 +339,7 @@ interface ListSet {
 }
 
 /**
- * A blocklist's hash set is declared with its size (its element count rounded up to a power of two): the kernel then
+ * A blocklist's hash set is declared with its size (its entry count rounded up to a power of two): the kernel then
  * gives it a hash table of that size at once, where a set without one grows by rehashing while it is loaded, which
  * made loading 150,000 addresses take 2.5 times as long. The elements never change without the table being
  * replaced, so the bound is never in the way.
@@ -345,31 +347,52 @@ interface ListSet {
 function setSize(s: ListSet): number | undefined {
   if (s.interval) return undefined;
   let n = 64;
-  while (n < s.elements.length) n *= 2;
+  while (n < s.count) n *= 2;
   return n;
 }
 
-/** The sets of the blocklists, with their elements (addresses deduplicated, prefixes aggregated). */
+/**
+ * The sets of the blocklists. Their elements (addresses without repeats, prefixes aggregated) are made when first
+ * asked for: which sets there are and their sizes follow from the validated entries alone, so a two-step load can
+ * create the sets while the elements are made.
+ */
 function blocklistSets(config: Config): ListSet[] {
   const sets: ListSet[] = [];
   config.firewall.blocklists.forEach((b, i) => {
     const path = pointer(['firewall', 'blocklists', i]);
     const parsed = parsedBlocklist(b.entries);
-    const v4n = aggregateV4(parsed.v4n);
-    const v6n = aggregate(parsed.v6n);
-    const elements: Record<string, { list: string[]; intervals?: () => Interval[] }> = {
-      '4h': { list: distinctV4(parsed.v4h) },
-      '4n': { list: v4n.map((p) => `${formatV4(p.value)}/${p.length}`), intervals: () => v4Intervals(v4n) },
-      '6h': { list: [...new Set(parsed.v6h)] },
-      '6n': { list: v6n.map((p) => p.text), intervals: () => v6Intervals(v6n) },
+    const v4n = once(() => aggregateV4(parsed.v4n));
+    const v6n = once(() => aggregate(parsed.v6n));
+    const kinds: Record<string, { count: number; list: () => string[]; intervals?: () => Interval[] }> = {
+      '4h': { count: parsed.v4h.length, list: once(() => distinctV4(parsed.v4h)) },
+      '4n': { count: parsed.v4n.length, list: once(() => v4n().map((p) => `${formatV4(p.value)}/${p.length}`)), intervals: () => v4Intervals(v4n()) },
+      '6h': { count: parsed.v6h.length, list: once(() => [...new Set(parsed.v6h)]) },
+      '6n': { count: parsed.v6n.length, list: once(() => v6n().map((p) => p.text)), intervals: () => v6Intervals(v6n()) },
     };
     for (const key of ['4h', '4n', '6h', '6n']) {
-      const { list, intervals } = elements[key];
-      if (!list.length) continue;
-      sets.push({ set: `bl.${b.name}.${key}`, fam: Number(key[0]) as Family, interval: key[1] === 'n', elements: list, intervals, counter: `bl_${b.name}`, path });
+      const { count, list, intervals } = kinds[key];
+      if (!count) continue;
+      sets.push({
+        set: `bl.${b.name}.${key}`,
+        fam: Number(key[0]) as Family,
+        interval: key[1] === 'n',
+        count,
+        get elements() {
+          return list();
+        },
+        intervals,
+        counter: `bl_${b.name}`,
+        path,
+      });
     }
   });
   return sets;
+}
+
+/** A function that computes its value when first called. */
+function once<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
 }
 
 /**
