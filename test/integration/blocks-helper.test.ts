@@ -83,6 +83,29 @@ if (!helper) {
     assert.equal(list.map((b: any) => b.address).sort(), ['2001:db8:77::1', '203.0.113.10', '203.0.113.11']);
   });
 
+  test('the helper reads its lines strictly: one malformed line refuses the whole input, nothing is loaded', async () => {
+    const nft = (input: string) => run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input });
+    await nft('table inet hx {\n\tset s {\n\t\ttype ipv4_addr; flags timeout;\n\t}\n}\n');
+    const load = (input: string) => run('ip', ['netns', 'exec', ns, helper!, 'inet', 'hx'], { input, allowFailure: true });
+    const elements = async () => (await run('ip', ['netns', 'exec', ns, 'nft', 'list', 'set', 'inet', 'hx', 's'])).stdout;
+    try {
+      for (const bad of ['ab s 192.0.2.1', 'a s 192.0.2.1 60000 7', 'a s 192.0.2.1 60x', 'e s 192.0.2.1 5', 'x s 192.0.2.1', 'a s', 'a s 192.0.2.300']) {
+        const r = await load(`a s 192.0.2.9 60000\n${bad}\n`);
+        assert.is(r.exitCode, 2, `${bad}: ${r.stderr}`);
+        assert.match(r.stderr, /bad line|not an address/, bad);
+        assert.not.match(await elements(), /192\.0\.2\.9/, `${bad}: nothing loaded`);
+      }
+      // Spaces and tabs between fields are fine; the timeout is in milliseconds.
+      const ok = await load('a  s\t192.0.2.9   600000\n a s 192.0.2.10\n');
+      assert.is(ok.exitCode, 0, ok.stderr);
+      const text = await elements();
+      assert.match(text, /192\.0\.2\.9 timeout 10m/);
+      assert.match(text, /192\.0\.2\.10[,\s]/);
+    } finally {
+      await nft('delete table inet hx\n');
+    }
+  });
+
   test('a transaction the kernel refuses changes nothing in the store', async () => {
     await run('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'rampart_blocks']);
     const before = JSON.parse((await d.cli(['blocks', '--json'])).stdout);

@@ -21,6 +21,19 @@
 
 #define PER_MSG 1000
 
+// Split a line in place into its space-separated fields (at most four); returns how many, or 5 for more.
+static int split_fields(char *s, char *f[4]) {
+  int n = 0;
+  for (;;) {
+    while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+    if (!*s) return n;
+    if (n == 4) return 5;
+    f[n++] = s;
+    while (*s && *s != ' ' && *s != '\t' && *s != '\r') s++;
+    if (*s) *s++ = 0;
+  }
+}
+
 static int family_of(const char *s) {
   if (!strcmp(s, "inet")) return NFPROTO_INET;
   if (!strcmp(s, "ip")) return NFPROTO_IPV4;
@@ -59,10 +72,29 @@ int main(int argc, char **argv) {
   char cur_op = 0, cur_set[64] = "";
   char *save = NULL;
   for (char *line = strtok_r(input, "\n", &save);; line = strtok_r(NULL, "\n", &save)) {
-    char op = 0, name[64] = "", addr[64] = "";
+    // Fields: op (a, d, e or o), set name, address, and for "a" optionally a timeout in milliseconds.
+    char op = 0, *f[4] = {0}, *end = NULL;
+    const char *name = "", *addr = "";
     unsigned long long timeout = 0;
-    int fields = line ? sscanf(line, " %c %63s %63s %llu", &op, name, addr, &timeout) : 0;
-    if (line && (fields < 3 || !strchr("adeo", op) || ((op == 'e' || op == 'o') && fields != 3))) { fprintf(stderr, "bad line: %.80s\n", line); return 2; }
+    int fields = 0;
+    if (line) {
+      char copy[81];
+      size_t clen = strnlen(line, 80);
+      memcpy(copy, line, clen);
+      copy[clen] = 0;
+      fields = split_fields(line, f);
+      if (fields >= 1 && f[0][0] && !f[0][1]) op = f[0][0];
+      if (fields >= 3) name = f[1], addr = f[2];
+      if (fields == 4) {
+        errno = 0;
+        timeout = strtoull(f[3], &end, 10);
+      }
+      if (fields < 3 || fields > 4 || !op || !strchr("adeo", op) || ((op == 'e' || op == 'o') && fields != 3) || strlen(name) > 63 || strlen(addr) > 63 ||
+          (fields == 4 && (errno || *end || f[3][0] < '0' || f[3][0] > '9'))) {
+        fprintf(stderr, "bad line: %s\n", copy);
+        return 2;
+      }
+    }
     char kind = op;
     if (op == 'e' || op == 'o') op = 'a'; // one message kind: ends and open starts are elements added with a mark
     int flush = set && (!line || op != cur_op || strcmp(name, cur_set) || count == PER_MSG);
