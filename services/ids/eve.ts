@@ -130,31 +130,45 @@ interface AlertFields {
   severity: unknown;
 }
 
+/** The members read, in the order of the values scanMembers() fills. */
+const ENVELOPE_KEYS = ['timestamp', 'flow_id', 'event_type', 'src_ip', 'src_port', 'dest_ip', 'dest_port', 'proto', 'pcap_cnt', 'alert'] as const;
+const ALERT_KEYS = ['action', 'gid', 'signature_id', 'signature', 'category', 'severity'] as const;
+const ALERT_MEMBER = ENVELOPE_KEYS.indexOf('alert');
+
 function skipWs(s: string, i: number): number {
   for (let c = s.charCodeAt(i); c === 32 || c === 9 || c === 10 || c === 13; c = s.charCodeAt(++i));
   return i;
 }
 
-/** Where scanMembers() stopped: at the closing "}" (`key` undefined) or at the first object/array value. */
+/** Which of `keys` the text s[from, to) is (-1: none), compared where it stands (no string is made for it). */
+function keyAt(s: string, from: number, to: number, keys: readonly string[]): number {
+  const n = to - from;
+  for (let k = 0; k < keys.length; k++) if (keys[k].length === n && s.startsWith(keys[k], from)) return k;
+  return -1;
+}
+
+/**
+ * Where scanMembers() stopped: at the closing "}" (`nested` undefined) or at the first object/array value (`nested`:
+ * the index of its member in the keys, -1 for another member).
+ */
 interface Stop {
-  key?: string;
+  nested?: number;
   at: number;
 }
 
 /**
- * Reads the scalar members of the object whose "{" is at `i` into `into`, keeping only the members it was made with
- * (so its shape never changes). Strings are taken as they stand (the caller rejects text with escapes); undefined
- * when the text is not plainly valid JSON.
+ * Reads the scalar members of the object whose "{" is at `i`: the value of a member named `keys[k]` goes to
+ * `values[k]`, other members are passed over. Strings are taken as they stand (the caller rejects text with escapes);
+ * undefined when the text is not plainly valid JSON.
  */
-function scanMembers(s: string, i: number, into: object): Stop | undefined {
-  const fields = into as Record<string, unknown>;
+function scanMembers(s: string, i: number, keys: readonly string[], values: unknown[]): Stop | undefined {
   i = skipWs(s, i + 1);
   if (s.charCodeAt(i) === 125) return { at: i };
   for (;;) {
     if (s.charCodeAt(i) !== 34) return undefined;
     const ke = s.indexOf('"', i + 1);
     if (ke < 0) return undefined;
-    const key = s.slice(i + 1, ke);
+    const k = keyAt(s, i + 1, ke, keys);
     i = skipWs(s, ke + 1);
     if (s.charCodeAt(i) !== 58) return undefined;
     i = skipWs(s, i + 1);
@@ -163,10 +177,10 @@ function scanMembers(s: string, i: number, into: object): Stop | undefined {
     if (c === 34) {
       const ve = s.indexOf('"', i + 1);
       if (ve < 0) return undefined;
-      v = s.slice(i + 1, ve);
+      v = k < 0 ? undefined : s.slice(i + 1, ve);
       i = ve + 1;
     } else if (c === 123 || c === 91) {
-      return { key, at: i };
+      return { nested: k, at: i };
     } else if (c === 116 && s.startsWith('true', i)) (v = true), (i += 4);
     else if (c === 102 && s.startsWith('false', i)) (v = false), (i += 5);
     else if (c === 110 && s.startsWith('null', i)) (v = null), (i += 4);
@@ -178,7 +192,7 @@ function scanMembers(s: string, i: number, into: object): Stop | undefined {
       v = Number(num);
       i = j;
     }
-    if (Object.hasOwn(fields, key)) fields[key] = v;
+    if (k >= 0) values[k] = v;
     i = skipWs(s, i);
     const d = s.charCodeAt(i);
     if (d === 125) return { at: i };
@@ -189,14 +203,16 @@ function scanMembers(s: string, i: number, into: object): Stop | undefined {
 
 /** The alert from the head of the line read by scanMembers(), or undefined when it cannot say. */
 function scanHead(line: string): AlertInput | undefined {
-  const env: EnvelopeFields = { timestamp: undefined, flow_id: undefined, event_type: undefined, src_ip: undefined, src_port: undefined, dest_ip: undefined, dest_port: undefined, proto: undefined, pcap_cnt: undefined, alert: undefined };
-  const stop = scanMembers(line, 0, env);
-  if (!stop || stop.key !== 'alert' || env.event_type !== 'alert' || env.alert !== undefined || line.charCodeAt(stop.at) !== 123) return undefined;
-  const a: AlertFields = { action: undefined, gid: undefined, signature_id: undefined, signature: undefined, category: undefined, severity: undefined };
-  const end = scanMembers(line, stop.at, a);
+  const e: unknown[] = new Array(ENVELOPE_KEYS.length).fill(undefined);
+  const stop = scanMembers(line, 0, ENVELOPE_KEYS, e);
+  const env: EnvelopeFields = { timestamp: e[0], flow_id: e[1], event_type: e[2], src_ip: e[3], src_port: e[4], dest_ip: e[5], dest_port: e[6], proto: e[7], pcap_cnt: e[8], alert: e[9] };
+  if (!stop || stop.nested !== ALERT_MEMBER || env.event_type !== 'alert' || env.alert !== undefined || line.charCodeAt(stop.at) !== 123) return undefined;
+  const v: unknown[] = new Array(ALERT_KEYS.length).fill(undefined);
+  const end = scanMembers(line, stop.at, ALERT_KEYS, v);
+  const a: AlertFields = { action: v[0], gid: v[1], signature_id: v[2], signature: v[3], category: v[4], severity: v[5] };
   if (!end || typeof a.signature !== 'string' || a.signature_id === undefined) return undefined;
   // Stopped at a nested member: the fields after it are unseen, so all of them must have come before.
-  if (end.key !== undefined && (a.action === undefined || a.gid === undefined || a.category === undefined || a.severity === undefined)) return undefined;
+  if (end.nested !== undefined && (a.action === undefined || a.gid === undefined || a.category === undefined || a.severity === undefined)) return undefined;
   // Strings were taken as they stand: nothing read may hold an escape or a raw control character.
   if (NOT_PLAIN.test(line.slice(0, end.at))) return undefined;
   return normalise(env, a, line);

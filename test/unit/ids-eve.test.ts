@@ -218,6 +218,13 @@ test('the head scanner reads what JSON.parse reads, also with escapes, spaces an
     ),
     { numRuns: 300, seed: process.env.CI ? 1 : undefined },
   );
+  // Members whose names begin with a wanted name are other members.
+  const decoys = JSON.stringify({
+    timestamp: '2026-11-29T00:13:06.911532+0000', event_type: 'alert', src_ip: '198.51.100.7', src_ipx: '10.9.9.9', proto: 'TCP', proto_v: 'UDP', dest_port: 80, dest_port_alt: 8080,
+    alert: { action: 'allowed', gid: 1, signature_id: 7, signature_idx: 9, signature: 'S', signature_text: 'T', category: 'C', severity: 2, severity_x: 3 },
+  });
+  assert.equal(scanEveAlert(decoys), alertFromEve(JSON.parse(decoys), decoys));
+  assert.is(scanEveAlert(decoys)!.src, '198.51.100.7');
   assert.is(scanEveAlert('{"event_type":"flow"}'), undefined, 'not an alert');
   assert.is(scanEveAlert('{"event_type":"alert","alert":{"signature_id":1'), null, 'cut short');
 });
