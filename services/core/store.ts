@@ -414,6 +414,11 @@ export class Store {
     return (this.prepare('SELECT * FROM blocks WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at, address').all(now) as any[]).map(toBlock);
   }
 
+  /** The addresses of all blocks, expired ones included, in no particular order (no records made). */
+  blockAddresses(): string[] {
+    return this.prepare('SELECT address FROM blocks').pluck().all() as string[];
+  }
+
   countBlocks(now = Date.now()): number {
     return (this.prepare('SELECT count(*) AS n FROM blocks WHERE expires_at IS NULL OR expires_at > ?').get(now) as { n: number }).n;
   }

@@ -418,12 +418,12 @@ export class Blocks {
   /** Remove every dynamic block. */
   async unblockAll(): Promise<number> {
     return this.queue.run(async () => {
-      const all = this.store.listBlocks(0);
+      const all = this.store.blockAddresses();
       const t = `inet ${BLOCK_TABLE}`;
       await this.host.nft(['b4h', 'b4n', 'b6h', 'b6n'].map((s) => `flush set ${t} ${s}`).join('\n') + '\n');
       this.store.sql.prepare('DELETE FROM blocks').run();
       this.index?.clear();
-      if (all.length) this.events?.emit('block', { type: 'removed', addresses: all.map((b) => b.address) });
+      if (all.length) this.events?.emit('block', { type: 'removed', addresses: all });
       return all.length;
     });
   }

@@ -54,7 +54,11 @@ test('a list on stdin: comments and blank lines skipped, a bad line refuses the 
   for (const a of ['198.51.100.40', '198.51.100.41', '2001:db8:5::/48']) assert.ok(blocks.includes(a), a);
   assert.match(await setText('b4h'), /198\.51\.100\.41/);
   assert.match(await setText('b6n'), /2001:db8:5::\/48/);
-  assert.is((await d.cli(['unblock', '--all'])).code, 0);
+  const all = await d.cli(['unblock', '--all', '--json']);
+  assert.is(all.code, 0, all.stderr);
+  assert.equal(JSON.parse(all.stdout), { removed: 3 });
+  assert.equal(JSON.parse((await d.cli(['blocks', '--json'])).stdout), []);
+  assert.not.match(await setText('b4h'), /198\.51\.100\.4[01]/);
 });
 
 if (!helper) {
