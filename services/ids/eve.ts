@@ -101,8 +101,8 @@ function headAlert(line: string): AlertInput | undefined {
 }
 
 // Faster still, the same head read member by member without JSON.parse: scalar members (strings, numbers,
-// true/false/null) until the first object or array value, the fields normalise() needs kept in objects of a fixed
-// shape. A backslash or a control character anywhere in what was read, an odd number or a nested value before
+// true/false/null) until the first object or array value, the values of the members normalise() needs picked out by
+// their names where they stand. A backslash or a control character anywhere in what was read, an odd number or a nested value before
 // the alert leave the line to headAlert().
 
 const NOT_PLAIN = /[\u0000-\u001f\\]/;
