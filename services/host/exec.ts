@@ -2,7 +2,7 @@
  * The only place in Rampart that spawns system commands. Arguments are always argv arrays (never a shell string);
  * when a network namespace is configured, kernel-facing commands run inside it through `ip netns exec`.
  */
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants, existsSync, lstatSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -34,11 +34,11 @@ export function checkNetnsName(name: string): string {
   return name;
 }
 
-export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+/** Start `cmd` (inside the namespace when given) with the options every command here runs with. */
+function start(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'allowFailure'>): ResultPromise {
   const [file, argv] = opts.netns ? ['ip', ['netns', 'exec', checkNetnsName(opts.netns), cmd, ...args]] : [cmd, [...args]];
-  let res;
   try {
-    res = await execa(file, argv, {
+    return execa(file, argv, {
       input: opts.input,
       timeout: opts.timeoutMs ?? 120_000,
       reject: false,
@@ -49,14 +49,28 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   } catch (err) {
     throw new RampartError('system', `cannot run ${cmd}: ${(err as Error).message}`);
   }
+}
+
+/** What a started command came to: its output and exit code (an error when it could not run, or failed unasked). */
+async function outcome(cmd: string, args: readonly string[], child: ResultPromise, allowFailure?: boolean): Promise<RunResult> {
+  let res;
+  try {
+    res = await child;
+  } catch (err) {
+    throw new RampartError('system', `cannot run ${cmd}: ${(err as Error).message}`);
+  }
   if (res.failed && res.exitCode === undefined) {
     throw new RampartError('system', `cannot run ${cmd}: ${res.shortMessage ?? 'failed to start'}`);
   }
   const out = { stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? ''), exitCode: res.exitCode ?? -1 };
-  if (out.exitCode !== 0 && !opts.allowFailure) {
+  if (out.exitCode !== 0 && !allowFailure) {
     throw new RampartError('system', `${cmd} ${args.slice(0, 3).join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim().slice(0, 2000)}`);
   }
   return out;
+}
+
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return outcome(cmd, args, start(cmd, args, opts), opts.allowFailure);
 }
 
 /**
@@ -149,14 +163,11 @@ export class Host {
       renameSync(`${link}.new`, link);
     };
     pointAt(fifo);
-    const [file, argv] = this.netns ? ['ip', ['netns', 'exec', this.netns, 'nft', '-f', link]] : ['nft', ['-f', link]];
-    const child = execa(file, argv, { reject: false, timeout: 120_000, stripFinalNewline: false, env: { LC_ALL: 'C' } });
+    const child = start('nft', ['-f', link], { netns: this.netns });
+    const result = outcome('nft', ['-f', link], child, true);
     let gone = false;
-    const exited = child.then(
-      (res) => res,
-      (err: Error) => ({ exitCode: undefined, failed: true, stdout: '', stderr: '', shortMessage: err.message }),
-    );
-    void exited.then(() => (gone = true));
+    const mark = () => void (gone = true);
+    result.then(mark, mark);
     // A non-blocking open for writing succeeds once nft has opened the FIFO for reading (ENXIO before): only then
     // may this end be closed (nft would wait for a writer forever), and the link point elsewhere.
     let fd: number | undefined;
@@ -166,7 +177,7 @@ export class Host {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENXIO') {
           child.kill('SIGKILL');
-          await exited;
+          await result.catch(() => undefined);
           throw new RampartError('system', `cannot open ${fifo}: ${(err as Error).message}`);
         }
         await new Promise((resolve) => setTimeout(resolve, 2));
@@ -179,10 +190,11 @@ export class Host {
       pipe.once('close', resolve);
     });
     // Once nft has exited this end closes (what nft did not read is dropped) and the files go.
-    const closed = exited.finally(async () => {
+    const closed = result.finally(async () => {
       pipe.destroy();
       await Promise.all([rm(link, { force: true }), rm(scratch, { force: true })]);
     });
+    closed.catch(() => undefined); // awaited by release() or abort(); not unhandled meanwhile
     if (fd === undefined) pipe.destroy();
     else {
       pipe.write(script.slice(0, script.length - held));
@@ -191,21 +203,19 @@ export class Host {
         pointAt(scratch);
       } catch (err) {
         child.kill('SIGKILL');
-        await closed;
+        await closed.catch(() => undefined);
         throw new RampartError('system', `cannot write ${scratch}: ${(err as Error).message}`);
       }
     }
     return {
-      release: async () => {
+      release: () => {
         pipe.end(script.slice(script.length - held));
-        const res = await closed;
-        if (res.exitCode === undefined) throw new RampartError('system', `cannot run nft: ${res.shortMessage ?? 'failed to start'}`);
-        return { stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? ''), exitCode: res.exitCode };
+        return closed;
       },
       sent,
       abort: async () => {
         child.kill('SIGKILL');
-        await closed;
+        await closed.catch(() => undefined);
       },
     };
   }
