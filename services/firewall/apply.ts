@@ -442,14 +442,12 @@ export class Firewall {
    * `meanwhile` runs once nft has the whole script (this thread is free then).
    */
   private async loadStaged(main: string, script: string, staging: Staging, meanwhile?: () => void): Promise<RunResult> {
-    const dropStaged = () => this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
     const scratch = this.hooks.scratchFile;
     const tx = scratch ? await this.host.nftHeld(script, script.length - main.lastIndexOf('}\n'), scratch) : undefined;
     try {
       await staging.ready;
     } catch (err) {
       await tx?.abort();
-      await dropStaged();
       throw err;
     }
     const loading = tx ? tx.release() : this.host.nft(script, { allowFailure: true });
@@ -470,13 +468,20 @@ export class Firewall {
   private async load(compiled: CompiledRuleset, staging?: Staging, meanwhile?: () => void): Promise<void> {
     const mainOnly = !staging && this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
     const markers = [...(mainOnly ? [markerCheck(this.listsTable)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
+    // A prepared lists table goes again when its load fails at either step.
+    const dropStaged = async () => void (staging && (await this.host.nft(dropTable(staging.lists.table), { allowFailure: true })));
     let part: { script: string; lineMap: string[] };
     let res: RunResult;
     if (staging) {
       const finish = staging.lists.finish;
       const main = compiled.main.script;
       part = { script: main + finish.lines.join('\n') + '\n' + dropTable(this.listsTable), lineMap: [...compiled.main.lineMap, ...finish.map, '', ''] };
-      res = await this.loadStaged(main, part.script + markers, staging, meanwhile);
+      try {
+        res = await this.loadStaged(main, part.script + markers, staging, meanwhile);
+      } catch (err) {
+        await dropStaged();
+        throw err;
+      }
     } else {
       if (mainOnly) part = compiled.main;
       // The full script names the lists table LISTS_TABLE: its sibling goes in the same transaction.
@@ -486,7 +491,7 @@ export class Firewall {
       res = await loading;
     }
     if (res.exitCode !== 0) {
-      if (staging) await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
+      await dropStaged();
       const problems = mapNftErrors(res.stderr, part.lineMap);
       const markerLine = part.lineMap.length;
       const onlyMarkers = [...res.stderr.matchAll(/^[^:\n]*:(\d+):/gm)].every((m) => Number(m[1]) > markerLine);
