@@ -30,18 +30,20 @@ export function rememberVersionConfig(version: number, hash: string, config: Con
   while (byVersion.size > VERSIONS_KEPT) byVersion.delete(byVersion.keys().next().value!);
 }
 
-/** The running version's configuration if it is parsed already (nothing is read or parsed here). */
-export function knownRunningConfig(store: Store): Config | undefined {
-  const meta = store.runningVersionMeta();
+/**
+ * The running version's configuration if it is parsed already (nothing is read or parsed here); `meta`, the running
+ * version's row, when the caller has it.
+ */
+export function knownRunningConfig(store: Store, meta = store.runningVersionMeta()): Config | undefined {
   return meta && byVersion.get(`${meta.version}:${meta.hash}`);
 }
 
 /** The running version's configuration, parsed once; undefined when there is none or it no longer parses. */
 export function runningConfig(store: Store): Config | undefined {
-  const known = knownRunningConfig(store);
-  if (known) return known;
   const meta = store.runningVersionMeta();
   if (!meta) return undefined;
+  const known = knownRunningConfig(store, meta);
+  if (known) return known;
   const rec = store.getVersion(meta.version);
   if (!rec) return undefined;
   let config: Config;

@@ -307,7 +307,7 @@ export class SnmpService {
     if (!meta) return undefined;
     if (this.parsed?.version === meta.version) return this.parsed.config;
     // Parsed already (just applied, say): nothing to read.
-    const known = knownRunningConfig(this.opts.store);
+    const known = knownRunningConfig(this.opts.store, meta);
     if (known ? !known.snmp.enabled : !this.enabledIn(meta.version)) return undefined;
     const config = known ?? runningConfig(this.opts.store);
     if (!config) {
