@@ -289,18 +289,16 @@ export class Blocks {
       return e !== undefined && (e.expiresAt === undefined || e.expiresAt > now) ? e : undefined;
     };
     const ttl = opts.ttlSeconds ? ` ${opts.ttlSeconds * 1000}` : '';
+    const prior = texts.map(live);
     const lines: string[] = new Array(texts.length);
-    for (let i = 0; i < texts.length; i++) {
-      const a = texts[i];
-      lines[i] = helperLines(families[i] === 4 ? 'b4h' : 'b6h', a, ttl, live(a) !== undefined);
-    }
+    for (let i = 0; i < texts.length; i++) lines[i] = helperLines(families[i] === 4 ? 'b4h' : 'b6h', texts[i], ttl, prior[i] !== undefined);
     const records = await this.viaHelper(helper, lines, () => {
       const out: BlockRecord[] = new Array(texts.length);
       const fresh: string[] = [];
       const renewed: string[] = [];
       for (let i = 0; i < texts.length; i++) {
         const r = record({ text: texts[i], family: families[i] }, opts.ttlSeconds, opts.reason, source, now);
-        const e = live(r.address);
+        const e = prior[i];
         if (e) {
           // Renewed: keeps its original creation time, gets the new TTL and reason.
           r.createdAt = e.createdAt;
