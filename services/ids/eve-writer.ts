@@ -60,9 +60,9 @@ try {
   const one = db.prepare(oneSql);
   const multi = db.prepare(multiSql);
   const save = db.prepare(saveSql);
-  const args = new Array(14);
+  const args = new Array(${NUMS + STRS + 1});
   const str = new Array(${STRS});
-  const margs = new Array(14 * MULTI);
+  const margs = new Array(${NUMS + STRS + 1} * MULTI);
   tx = db.transaction((m) => {
     const seqs = new Float64Array(m.n);
     const { nums, strs, lens, spans } = m;
@@ -83,7 +83,7 @@ try {
     };
     let i = 0;
     for (; i + MULTI <= m.n; i += MULTI) {
-      for (let r = 0; r < MULTI; r++) row(i + r, 14 * r, margs);
+      for (let r = 0; r < MULTI; r++) row(i + r, ${NUMS + STRS + 1} * r, margs);
       const info = multi.run(margs);
       if (info.changes !== MULTI) throw new Error('an alert row was not stored');
       const last = Number(info.lastInsertRowid);
