@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { consume, connectBackend, type Consumer } from '../../services/mssp/backend.ts';
+import { consume, connectBackend } from '../../services/mssp/backend.ts';
 import type { MsspHome } from '../../services/mssp/home.ts';
 import { startAppliance, type SimAppliance } from '../../scripts/fleet.ts';
 import { MSSP_BIN, broker, freePort, tempHome, waitFor, type Broker } from '../fixtures/sync/harness.ts';
@@ -19,8 +19,6 @@ let home: MsspHome;
 let cleanupHome: () => void;
 let b: Broker;
 let dev: SimAppliance;
-let c1: Consumer;
-let c2: Consumer;
 
 test.before(async () => {
   const port = await freePort();
@@ -32,37 +30,42 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await c1?.stop();
-  await c2?.stop();
   await dev?.stop();
   await b?.stop();
   cleanupHome?.();
 });
 
 test('two consumers in a $share group store each alert exactly once', async () => {
-  c1 = await consume(home, { group: 'g1' });
-  c2 = await consume(home, { group: 'g1' });
-  const N = 6000;
-  for (let i = 0; i < N; i += 500) {
-    dev.alerts.add(Array.from({ length: 500 }, (_, j) => ({ id: `s-${i + j}`, kind: 'ids' as const, at: Date.now(), severity: 2 as const, signature: `sig ${i + j}` })));
+  const c1 = await consume(home, { group: 'g1' });
+  const c2 = await consume(home, { group: 'g1' });
+  try {
+    const N = 6000;
+    for (let i = 0; i < N; i += 500) {
+      dev.alerts.add(Array.from({ length: 500 }, (_, j) => ({ id: `s-${i + j}`, kind: 'ids' as const, at: Date.now(), severity: 2 as const, signature: `sig ${i + j}` })));
+    }
+    const count = () => (home.sql.prepare("SELECT COUNT(*) AS n FROM alerts WHERE device = 'fw-s'").get() as { n: number }).n;
+    await waitFor(() => count() >= N, 60_000, `${N} alerts stored`);
+    assert.is(count(), N);
+    assert.ok(c1.stats.batches > 0 && c2.stats.batches > 0, `both consumers took batches (${c1.stats.batches}, ${c2.stats.batches})`);
+    assert.is(c1.stats.stored + c2.stats.stored, N, 'each alert stored by one consumer only');
+    await waitFor(() => dev.sync.outbox.stats().rows === 0, 15_000, 'outbox emptied by the range acks');
+    // The tool's own listing shows them.
+    const listed = await execa(MSSP_BIN, ['--home', home.dir, 'alerts', '--json', '--limit', '5']);
+    const rows = JSON.parse(String(listed.stdout));
+    assert.is(rows.length, 5);
+    assert.is(rows[0].device, 'fw-s');
+  } finally {
+    // The group stops here: its consumers store batches in parallel, so the order of the stored rows (which the next
+    // test reads for the appliance's send order) would be theirs, not the appliance's.
+    await c1.stop();
+    await c2.stop();
   }
-  const count = () => (home.sql.prepare("SELECT COUNT(*) AS n FROM alerts WHERE device = 'fw-s'").get() as { n: number }).n;
-  await waitFor(() => count() >= N, 60_000, `${N} alerts stored`);
-  assert.is(count(), N);
-  assert.ok(c1.stats.batches > 0 && c2.stats.batches > 0, `both consumers took batches (${c1.stats.batches}, ${c2.stats.batches})`);
-  assert.is(c1.stats.stored + c2.stats.stored, N, 'each alert stored by one consumer only');
-  await waitFor(() => dev.sync.outbox.stats().rows === 0, 15_000, 'outbox emptied by the range acks');
-  // The tool's own listing shows them.
-  const listed = await execa(MSSP_BIN, ['--home', home.dir, 'alerts', '--json', '--limit', '5']);
-  const rows = JSON.parse(String(listed.stdout));
-  assert.is(rows.length, 5);
-  assert.is(rows[0].device, 'fw-s');
 });
 
 test('a backlog drains highest severity first', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-sync-prio-'));
   const dev2 = await startAppliance(await home.enroll('acme', 'fw-p'), { dbPath: join(dir, 'rampart.db'), start: false });
-  const c = await consume(home);
+  const c = await consume(home); // the only consumer now: it stores batches in the order they arrive
   try {
     const add = (from: number, n: number, severity: 1 | 4) =>
       dev2.alerts.add(Array.from({ length: n }, (_, j) => ({ id: `p-${from + j}`, kind: 'ids' as const, at: Date.now(), severity, signature: 'x' })));
