@@ -259,6 +259,8 @@ export interface EveTailerOptions {
    * second); Infinity reads everything at once.
    */
   sliceBytes?: number;
+  /** The writer thread's WAL checkpoint interval (see eve-writer.ts). Default 64 MiB. */
+  checkpointBytes?: number;
 }
 
 interface Position {
@@ -414,7 +416,7 @@ export class EveTailer {
     if (this.opts.store.path !== ':memory:') {
       this.thread ??= new EveWriterThread(this.opts.store.path, (items, seqs) => {
         this.counters.stored += this.opts.alerts.stored(items, seqs).length;
-      });
+      }, { checkpointBytes: this.opts.checkpointBytes });
     }
     if (this.thread?.usable) {
       this.pipe = this.thread;
