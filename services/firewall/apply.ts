@@ -79,11 +79,16 @@ function dropTable(table: string): string {
   return `table inet ${table}\ndelete table inet ${table}\n`;
 }
 
-/** A lists table being filled by the first step of a two-step load. */
+/** A lists table being prepared by the first step of a two-step load. */
 interface Staging {
   lists: StagedLists;
-  /** Settles when the table and its address sets are in the kernel (rejects with what failed). */
-  ready: Promise<void>;
+  /**
+   * Renders the elements, waits for the table's setup and fills its sets through the netlink helper; settles when
+   * the table and its address sets are in the kernel (rejects with what failed). Called once.
+   */
+  fill(): Promise<void>;
+  /** Settles when the setup's nft has exited (whatever it did). */
+  setupExited: Promise<unknown>;
   /** When the table was set up and when the helper finished (performance.now()), for the apply's log. */
   setUp?: number;
   done?: number;
@@ -225,9 +230,18 @@ export class Firewall {
       const t0 = performance.now();
       const config = parseConfigOnce(req.document);
       const t1 = performance.now();
-      // Big changed blocklists start loading into a sibling table now, while the main table compiles.
-      const staging = await this.stage(config);
-      const compiled = this.compile(config);
+      // Big changed blocklists: their sibling table is set up while the main table compiles.
+      const staging = this.stage(config);
+      let compiled: CompiledRuleset;
+      try {
+        compiled = this.compile(config);
+      } catch (err) {
+        if (staging) {
+          await staging.setupExited;
+          await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
+        }
+        throw err;
+      }
       const t2 = performance.now();
       const previous = this.store.runningVersionMeta();
       let prepared: PreparedDocument | undefined;
@@ -381,71 +395,63 @@ export class Firewall {
 
   /**
    * The first step of a two-step load, started when the blocklists changed and hold many entries: the sibling lists
-   * table is created unhooked (so it changes nothing) and its sets are filled through the netlink helper (addresses
-   * and prefixes), which loads elements several times faster than nft parses them. The second step is the
-   * transaction of load(): main table, the rest of the new lists table with its hooks, and the old lists table gone.
+   * table is created unhooked (so it changes nothing) while the main table compiles; fill() then renders the
+   * elements and fills the sets through the netlink helper (addresses and prefixes), which loads elements several
+   * times faster than nft parses them. The second step is the transaction of load(): main table, the rest of the new
+   * lists table with its hooks, and the old lists table gone.
    */
-  private async stage(config: Config): Promise<Staging | undefined> {
+  private stage(config: Config): Staging | undefined {
     const from = this.hooks.stageListsFrom ?? 10_000;
     const helper = setelemHelper();
     if (!from || !helper || !config.firewall.blocklists.length) return undefined;
     if (this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === listsFingerprint(config)) return undefined;
     if (blocklistEntryCount(config) < from) return undefined;
     const lists = compileListsStaged(config, otherListsTable(this.listsTable));
-    const failed = (err: unknown): Staging => {
-      const ready = Promise.reject(RampartError.from(err));
-      ready.catch(() => undefined); // awaited in load()
-      return { lists, ready };
-    };
-    // nft creates the table while the elements are rendered and written for the helper. They go through a file: the
-    // helper then needs nothing more from this process while the main table compiles (a pipe would wait for the event
-    // loop).
     const scratch = this.hooks.scratchFile;
     const setupRun = this.host.nft(lists.setup, { allowFailure: true, ...(scratch ? { viaFile: `${scratch}.setup` } : {}) });
-    const file = scratch ? `${scratch}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
-    const cleanup = () => rm(scratch ? file : dirname(file), { recursive: true, force: true });
-    try {
-      let written: unknown;
-      try {
-        writeFileSync(file, lists.elements, { mode: 0o600 });
-      } catch (err) {
-        written = err;
-      }
-      const setup = await setupRun;
-      const setUp = performance.now();
-      if (written) throw written;
-      if (setup.exitCode !== 0) throw new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`);
-      const staging: Staging = {
-        lists,
-        setUp,
-        ready: this.host
-          .run(helper, ['inet', lists.table, file], { allowFailure: true })
-          .then((fill) => {
-            staging.done = performance.now();
-            if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
-          })
-          .finally(cleanup),
-      };
-      staging.ready.catch(() => undefined); // awaited in load(); never an unhandled rejection meanwhile
-      return staging;
-    } catch (err) {
-      await setupRun.catch(() => undefined);
-      await cleanup();
-      return failed(err);
-    }
+    const staging: Staging = {
+      lists,
+      setupExited: setupRun.catch(() => undefined),
+      fill: async () => {
+        // The elements go through a file: the helper then needs nothing more from this process (a pipe would wait
+        // for the event loop).
+        const file = scratch ? `${scratch}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
+        try {
+          let written: unknown;
+          try {
+            writeFileSync(file, lists.elements, { mode: 0o600 });
+          } catch (err) {
+            written = err;
+          }
+          const setup = await setupRun;
+          staging.setUp = performance.now();
+          if (written) throw written;
+          if (setup.exitCode !== 0) throw new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`);
+          const fill = await this.host.run(helper, ['inet', lists.table, file], { allowFailure: true });
+          staging.done = performance.now();
+          if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
+        } catch (err) {
+          await staging.setupExited;
+          throw RampartError.from(err);
+        } finally {
+          await rm(scratch ? file : dirname(file), { recursive: true, force: true });
+        }
+      },
+    };
+    return staging;
   }
 
   /**
-   * The second step of a two-step load. nft is given the main table while the helper still fills the lists (it
-   * parses as it reads) and the rest once the lists are in: the main table's closing brace comes with the rest, so
-   * that whatever this process leaves unsaid (it dies, the helper fails) is an unclosed block that nft refuses whole.
-   * `meanwhile` runs once nft has the whole script (this thread is free then).
+   * The second step of a two-step load. nft is given the main table, which it parses while this process renders the
+   * lists' elements and the helper loads them, and the rest once the lists are in: the main table's closing brace
+   * comes with the rest, so that whatever this process leaves unsaid (it dies, the helper fails) is an unclosed block
+   * that nft refuses whole. `meanwhile` runs once nft has the whole script (this thread is free then).
    */
   private async loadStaged(main: string, script: string, staging: Staging, meanwhile?: () => void): Promise<RunResult> {
     const scratch = this.hooks.scratchFile;
     const tx = scratch ? await this.host.nftHeld(script, script.length - main.lastIndexOf('}\n'), scratch) : undefined;
     try {
-      await staging.ready;
+      await staging.fill();
     } catch (err) {
       await tx?.abort();
       throw err;

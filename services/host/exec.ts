@@ -6,7 +6,7 @@ import { execa, type ResultPromise } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants, existsSync, lstatSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { RampartError } from '../core/errors.ts';
 
@@ -144,15 +144,25 @@ export class Host {
 
   /**
    * Start `nft -f` on `script` with its last `held` characters held back until release(): nft reads and parses the
-   * rest now, while the caller waits for something else, and applies nothing before the end of its input. A caller
-   * that holds back a closing line makes a transaction cut short (this process dies) a syntax error, not a partial
-   * change. The script goes through a FIFO (nft parses stdin only once it has all of it); `scratch` names the files
-   * (`.fifo`, and a link nft opens, which points at a copy of the script once nft has opened the FIFO, because nft
-   * opens its input again to quote the line of an error).
+   * rest now, while the caller does something else, and applies nothing before the end of its input. A caller that
+   * holds back a closing line makes a transaction cut short (this process dies) a syntax error, not a partial change.
+   * The held part must begin a line.
+   *
+   * nft reads a FIFO (`scratch`.fifo) whose first line includes the head, written to a file of its own
+   * (`scratch`.head): nft parses it at its own pace without this process feeding it (a pipe would wait for this
+   * thread's event loop), then reads on in the FIFO, where release() writes the held part. nft is given a link
+   * (`scratch`.link) to the FIFO, which points at a copy of what the FIFO carries once nft has opened it (nft opens
+   * its input again to quote the line of an error). Errors come back with the line numbers of `script`.
    */
   async nftHeld(script: string, held: number, scratch: string): Promise<HeldNftTransaction> {
+    const headText = script.slice(0, script.length - held);
+    const tail = script.slice(script.length - held);
+    if (headText && !headText.endsWith('\n')) throw new RampartError('internal', 'the held part of an nft script must begin a line');
     const fifo = `${scratch}.fifo`;
     const link = `${scratch}.link`;
+    const head = resolve(`${scratch}.head`);
+    if (/["\n]/.test(head)) throw new RampartError('internal', `unusable path for nft: ${head}`);
+    const include = `include "${head}"\n`;
     if (!lstatSync(fifo, { throwIfNoEntry: false })?.isFIFO()) {
       await rm(fifo, { force: true });
       await run('mkfifo', ['-m', '600', '--', fifo]);
@@ -162,6 +172,7 @@ export class Host {
       symlinkSync(target, `${link}.new`);
       renameSync(`${link}.new`, link);
     };
+    writeFileSync(head, headText, { mode: 0o600 });
     pointAt(fifo);
     const child = start('nft', ['-f', link], { netns: this.netns });
     const result = outcome('nft', ['-f', link], child, true);
@@ -178,28 +189,39 @@ export class Host {
         if ((err as NodeJS.ErrnoException).code !== 'ENXIO') {
           child.kill('SIGKILL');
           await result.catch(() => undefined);
+          await rm(head, { force: true });
           throw new RampartError('system', `cannot open ${fifo}: ${(err as Error).message}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 2));
+        await new Promise((r) => setTimeout(r, 2));
       }
     }
     const pipe = new Socket({ fd, readable: false, writable: true });
     pipe.on('error', () => undefined); // nft gone: its exit status says why
-    const sent = new Promise<void>((resolve) => {
-      pipe.once('finish', resolve);
-      pipe.once('close', resolve);
+    const sent = new Promise<void>((r) => {
+      pipe.once('finish', r);
+      pipe.once('close', r);
     });
+    // nft names the head's lines in the head file, the held part's in the link (after the include line).
+    const headLines = countLines(headText);
+    const scriptLines = (stderr: string) =>
+      stderr
+        .replace(/^In file included from .*\n/gm, '')
+        .replace(/^([^:\n]*):(\d+):/gm, (all, file: string, line: string) =>
+          file === head ? `${link}:${line}:` : file === link ? `${link}:${Number(line) - 1 + headLines}:` : all,
+        );
     // Once nft has exited this end closes (what nft did not read is dropped) and the files go.
-    const closed = result.finally(async () => {
-      pipe.destroy();
-      await Promise.all([rm(link, { force: true }), rm(scratch, { force: true })]);
-    });
+    const closed = result
+      .then((r) => ({ ...r, stderr: scriptLines(r.stderr) }))
+      .finally(async () => {
+        pipe.destroy();
+        await Promise.all([rm(link, { force: true }), rm(scratch, { force: true }), rm(head, { force: true })]);
+      });
     closed.catch(() => undefined); // awaited by release() or abort(); not unhandled meanwhile
     if (fd === undefined) pipe.destroy();
     else {
-      pipe.write(script.slice(0, script.length - held));
+      pipe.write(include);
       try {
-        writeFileSync(scratch, script, { mode: 0o600 });
+        writeFileSync(scratch, include + tail, { mode: 0o600 });
         pointAt(scratch);
       } catch (err) {
         child.kill('SIGKILL');
@@ -209,7 +231,7 @@ export class Host {
     }
     return {
       release: () => {
-        pipe.end(script.slice(script.length - held));
+        pipe.end(tail);
         return closed;
       },
       sent,
@@ -219,4 +241,11 @@ export class Host {
       },
     };
   }
+}
+
+/** The number of line ends in `text`. */
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
