@@ -161,7 +161,8 @@ export class Host {
     const fifo = `${scratch}.fifo`;
     const link = `${scratch}.link`;
     const head = resolve(`${scratch}.head`);
-    if (/["\n]/.test(head)) throw new RampartError('internal', `unusable path for nft: ${head}`);
+    // nft takes an include's name as a pattern (*, ? and [ expand) in double quotes.
+    if (/["\n*?[]/.test(head)) throw new RampartError('internal', `unusable path for an nft include: ${head}`);
     const include = `include "${head}"\n`;
     if (!lstatSync(fifo, { throwIfNoEntry: false })?.isFIFO()) {
       await rm(fifo, { force: true });
