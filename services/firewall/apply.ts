@@ -236,10 +236,7 @@ export class Firewall {
       try {
         compiled = this.compile(config);
       } catch (err) {
-        if (staging) {
-          await staging.setupExited;
-          await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
-        }
+        await this.discard(staging);
         throw err;
       }
       const t2 = performance.now();
@@ -417,21 +414,15 @@ export class Firewall {
         // for the event loop).
         const file = scratch ? `${scratch}.elements` : join(mkdtempSync(join(tmpdir(), 'rampart-lists-')), 'elements');
         try {
-          let written: unknown;
-          try {
-            writeFileSync(file, lists.elements, { mode: 0o600 });
-          } catch (err) {
-            written = err;
-          }
+          writeFileSync(file, lists.elements, { mode: 0o600 });
           const setup = await setupRun;
           staging.setUp = performance.now();
-          if (written) throw written;
           if (setup.exitCode !== 0) throw new RampartError('apply_failed', `nft: ${setup.stderr.trim().split('\n')[0]}`);
           const fill = await this.host.run(helper, ['inet', lists.table, file], { allowFailure: true });
           staging.done = performance.now();
           if (fill.exitCode !== 0) throw new RampartError('apply_failed', `loading the blocklist addresses failed: ${fill.stderr.trim().slice(0, 300)}`);
         } catch (err) {
-          await staging.setupExited;
+          await staging.setupExited; // so that a drop of the table comes after its setup
           throw RampartError.from(err);
         } finally {
           await rm(scratch ? file : dirname(file), { recursive: true, force: true });
@@ -439,6 +430,13 @@ export class Firewall {
       },
     };
     return staging;
+  }
+
+  /** A prepared lists table goes again when the load fails at either step (or before), once its setup is over. */
+  private async discard(staging: Staging | undefined): Promise<void> {
+    if (!staging) return;
+    await staging.setupExited;
+    await this.host.nft(dropTable(staging.lists.table), { allowFailure: true });
   }
 
   /**
@@ -474,8 +472,6 @@ export class Firewall {
   private async load(compiled: CompiledRuleset, staging?: Staging, meanwhile?: () => void): Promise<void> {
     const mainOnly = !staging && this.listsLoaded !== undefined && this.listsLoaded !== 'none' && this.listsLoaded === compiled.lists.fingerprint;
     const markers = [...(mainOnly ? [markerCheck(this.listsTable)] : []), ...(this.hooks.blocksMarker ? [markerCheck(BLOCK_TABLE)] : [])].join('');
-    // A prepared lists table goes again when its load fails at either step.
-    const dropStaged = async () => void (staging && (await this.host.nft(dropTable(staging.lists.table), { allowFailure: true })));
     let part: { script: string; lineMap: string[] };
     let res: RunResult;
     if (staging) {
@@ -485,7 +481,7 @@ export class Firewall {
       try {
         res = await this.loadStaged(main, part.script + markers, staging, meanwhile);
       } catch (err) {
-        await dropStaged();
+        await this.discard(staging);
         throw err;
       }
     } else {
@@ -497,7 +493,7 @@ export class Firewall {
       res = await loading;
     }
     if (res.exitCode !== 0) {
-      await dropStaged();
+      await this.discard(staging);
       const problems = mapNftErrors(res.stderr, part.lineMap);
       const markerLine = part.lineMap.length;
       const onlyMarkers = [...res.stderr.matchAll(/^[^:\n]*:(\d+):/gm)].every((m) => Number(m[1]) > markerLine);
