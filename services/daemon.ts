@@ -300,14 +300,10 @@ export class Daemon {
     return runningConfig(this.store);
   }
 
-  private refsCache?: { config: Config; refs: ReturnType<Firewall['compile']>['counters'] };
-
-  /** Which named counter belongs to which rule, for the running version (compiled once per version). */
+  /** Which named counter belongs to which rule, for the running version (from the compilation the apply made). */
   private counterRefs(): ReturnType<Firewall['compile']>['counters'] | undefined {
     const config = this.runningConfig();
-    if (!config) return undefined;
-    if (this.refsCache?.config !== config) this.refsCache = { config, refs: this.firewall.compile(config).counters };
-    return this.refsCache.refs;
+    return config && this.firewall.countersOf(config);
   }
 
   /** Apply a document: its network part first, then the firewall; a failure of either leaves the running version. */

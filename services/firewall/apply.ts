@@ -127,7 +127,18 @@ export class Firewall {
 
   /** Compile for this appliance (its runtime environment). */
   compile(config: Config): CompiledRuleset {
-    return compileRuleset(config, this.env);
+    const compiled = compileRuleset(config, this.env);
+    this.lastCounters = { config, counters: compiled.counters };
+    return compiled;
+  }
+
+  /** The named counters of the configuration compiled last (the running one after an apply). */
+  private lastCounters?: { config: Config; counters: CompiledRuleset['counters'] };
+
+  /** Which named counter belongs to which rule in `config`: from its last compilation, else compiled now. */
+  countersOf(config: Config): CompiledRuleset['counters'] {
+    if (this.lastCounters?.config === config) return this.lastCounters.counters;
+    return this.compile(config).counters;
   }
 
   /** Why the last reconciliation at start failed, if it did (the daemon keeps serving so a change can repair it). */
