@@ -466,8 +466,7 @@ export class Firewall {
       throw err;
     }
     const loading = tx ? tx.release() : this.host.nft(script, { allowFailure: true });
-    loading.catch(() => undefined); // the caller awaits it; not unhandled meanwhile
-    await tx?.sent;
+    loading.catch(() => undefined); // the caller awaits it; not unhandled while meanwhile runs
     meanwhile?.();
     return loading;
   }

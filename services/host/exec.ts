@@ -4,8 +4,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants, existsSync, lstatSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { closeSync, constants, existsSync, lstatSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { RampartError } from '../core/errors.ts';
@@ -108,10 +107,8 @@ export function countersHelper(): string | undefined {
 
 /** An nft transaction whose end is held back (Host.nftHeld). */
 export interface HeldNftTransaction {
-  /** Hand nft the rest; settles with nft's result once it has applied (or refused) the whole. */
+  /** Hand nft the rest (at once: nft has the whole script when this returns); settles with nft's result. */
   release(): Promise<RunResult>;
-  /** Settles when everything has left this process (after release(); nft then has the whole script). */
-  readonly sent: Promise<void>;
   /** Give up: nft is killed before it sees the end of its input, so nothing of it applies. */
   abort(): Promise<void>;
 }
@@ -148,22 +145,22 @@ export class Host {
    * holds back a closing line makes a transaction cut short (this process dies) a syntax error, not a partial change.
    * The held part must begin a line.
    *
-   * nft reads a FIFO (`scratch`.fifo) whose first line includes the head, written to a file of its own
-   * (`scratch`.head): nft parses it at its own pace without this process feeding it (a pipe would wait for this
-   * thread's event loop), then reads on in the FIFO, where release() writes the held part. nft is given a link
-   * (`scratch`.link) to the FIFO, which points at a copy of what the FIFO carries once nft has opened it (nft opens
-   * its input again to quote the line of an error). Errors come back with the line numbers of `script`.
+   * The two parts are files (`scratch`.head, `scratch`.tail) that nft includes from a FIFO (`scratch`.fifo): the
+   * head's include line is written now, the tail's on release(), each a write of one short line, so nft parses the
+   * head at its own pace and nothing here waits for it. nft is given a link (`scratch`.link) to the FIFO, which
+   * points at a copy of what the FIFO carries once nft has opened it (nft opens its input again to quote the line
+   * of an error, and a FIFO without a writer would hold it forever). Errors come back with the line numbers of
+   * `script`.
    */
   async nftHeld(script: string, held: number, scratch: string): Promise<HeldNftTransaction> {
     const headText = script.slice(0, script.length - held);
-    const tail = script.slice(script.length - held);
     if (headText && !headText.endsWith('\n')) throw new RampartError('internal', 'the held part of an nft script must begin a line');
     const fifo = `${scratch}.fifo`;
     const link = `${scratch}.link`;
-    const head = resolve(`${scratch}.head`);
+    const [head, tail] = [resolve(`${scratch}.head`), resolve(`${scratch}.tail`)];
     // nft takes an include's name as a pattern (*, ? and [ expand) in double quotes.
     if (/["\n*?[]/.test(head)) throw new RampartError('internal', `unusable path for an nft include: ${head}`);
-    const include = `include "${head}"\n`;
+    const [includeHead, includeTail] = [`include "${head}"\n`, `include "${tail}"\n`];
     if (!lstatSync(fifo, { throwIfNoEntry: false })?.isFIFO()) {
       await rm(fifo, { force: true });
       await run('mkfifo', ['-m', '600', '--', fifo]);
@@ -173,7 +170,10 @@ export class Host {
       symlinkSync(target, `${link}.new`);
       renameSync(`${link}.new`, link);
     };
+    const removeFiles = () => Promise.all([link, scratch, head, tail].map((f) => rm(f, { force: true })));
     writeFileSync(head, headText, { mode: 0o600 });
+    writeFileSync(tail, script.slice(script.length - held), { mode: 0o600 });
+    writeFileSync(scratch, includeHead + includeTail, { mode: 0o600 });
     pointAt(fifo);
     const child = start('nft', ['-f', link], { netns: this.netns });
     const result = outcome('nft', ['-f', link], child, true);
@@ -181,61 +181,54 @@ export class Host {
     const mark = () => void (gone = true);
     result.then(mark, mark);
     // A non-blocking open for writing succeeds once nft has opened the FIFO for reading (ENXIO before): only then
-    // may this end be closed (nft would wait for a writer forever), and the link point elsewhere.
+    // may the link point elsewhere, and this end be closed (nft would wait for a writer forever).
     let fd: number | undefined;
-    while (fd === undefined && !gone) {
-      try {
-        fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') {
-          child.kill('SIGKILL');
-          await result.catch(() => undefined);
-          await rm(head, { force: true });
-          throw new RampartError('system', `cannot open ${fifo}: ${(err as Error).message}`);
+    try {
+      while (fd === undefined && !gone) {
+        try {
+          fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+          await new Promise((r) => setTimeout(r, 2));
         }
-        await new Promise((r) => setTimeout(r, 2));
       }
+      if (fd !== undefined) {
+        pointAt(scratch);
+        writeSync(fd, includeHead); // one line, shorter than the pipe's atomic size: never partial
+      }
+    } catch (err) {
+      child.kill('SIGKILL');
+      await result.catch(() => undefined);
+      if (fd !== undefined) closeSync(fd);
+      await removeFiles();
+      throw new RampartError('system', `cannot hand nft its input through ${fifo}: ${(err as Error).message}`);
     }
-    const pipe = new Socket({ fd, readable: false, writable: true });
-    pipe.on('error', () => undefined); // nft gone: its exit status says why
-    const sent = new Promise<void>((r) => {
-      pipe.once('finish', r);
-      pipe.once('close', r);
-    });
-    // nft names the head's lines in the head file, the held part's in the link (after the include line).
+    // nft names the head's lines in the head file and the held part's in the tail file.
     const headLines = countLines(headText);
     const scriptLines = (stderr: string) =>
       stderr
         .replace(/^In file included from .*\n/gm, '')
         .replace(/^([^:\n]*):(\d+):/gm, (all, file: string, line: string) =>
-          file === head ? `${link}:${line}:` : file === link ? `${link}:${Number(line) - 1 + headLines}:` : all,
+          file === head ? `${link}:${line}:` : file === tail ? `${link}:${Number(line) + headLines}:` : all,
         );
+    let open = fd;
+    const closeEnd = () => {
+      if (open !== undefined) closeSync(open);
+      open = undefined;
+    };
     // Once nft has exited this end closes (what nft did not read is dropped) and the files go.
-    const closed = result
-      .then((r) => ({ ...r, stderr: scriptLines(r.stderr) }))
-      .finally(async () => {
-        pipe.destroy();
-        await Promise.all([rm(link, { force: true }), rm(scratch, { force: true }), rm(head, { force: true })]);
-      });
+    const closed = result.then((r) => ({ ...r, stderr: scriptLines(r.stderr) })).finally(() => (closeEnd(), removeFiles()));
     closed.catch(() => undefined); // awaited by release() or abort(); not unhandled meanwhile
-    if (fd === undefined) pipe.destroy();
-    else {
-      pipe.write(include);
-      try {
-        writeFileSync(scratch, include + tail, { mode: 0o600 });
-        pointAt(scratch);
-      } catch (err) {
-        child.kill('SIGKILL');
-        await closed.catch(() => undefined);
-        throw new RampartError('system', `cannot write ${scratch}: ${(err as Error).message}`);
-      }
-    }
     return {
       release: () => {
-        pipe.end(tail);
+        try {
+          if (open !== undefined) writeSync(open, includeTail);
+        } catch {
+          // nft is gone (EPIPE): its exit status says why
+        }
+        closeEnd();
         return closed;
       },
-      sent,
       abort: async () => {
         child.kill('SIGKILL');
         await closed.catch(() => undefined);

@@ -58,7 +58,7 @@ test('nft parses the head while the end is held; the whole applies on release', 
   const res = await tx.release();
   assert.is(res.exitCode, 0, res.stderr);
   assert.match(await tables(), 'held_ok');
-  assert.equal(readdirSync(dir), ['a.fifo'], 'the head, the link and the copy are gone');
+  assert.equal(readdirSync(dir), ['a.fifo'], 'the head, the tail, the link and the copy are gone');
 });
 
 test('an error in the head or in the held part names the line of the whole script', async () => {
