@@ -128,17 +128,16 @@ export class Firewall {
   /** Compile for this appliance (its runtime environment). */
   compile(config: Config): CompiledRuleset {
     const compiled = compileRuleset(config, this.env);
-    this.lastCounters = { config, counters: compiled.counters };
+    this.counters.set(config, compiled.counters);
     return compiled;
   }
 
-  /** The named counters of the configuration compiled last (the running one after an apply). */
-  private lastCounters?: { config: Config; counters: CompiledRuleset['counters'] };
+  /** The named counters of each configuration compiled (parsed configurations are not changed after validation). */
+  private readonly counters = new WeakMap<Config, CompiledRuleset['counters']>();
 
-  /** Which named counter belongs to which rule in `config`: from its last compilation, else compiled now. */
+  /** Which named counter belongs to which rule in `config`: from its compilation (the apply's), else compiled now. */
   countersOf(config: Config): CompiledRuleset['counters'] {
-    if (this.lastCounters?.config === config) return this.lastCounters.counters;
-    return this.compile(config).counters;
+    return this.counters.get(config) ?? this.compile(config).counters;
   }
 
   /** Why the last reconciliation at start failed, if it did (the daemon keeps serving so a change can repair it). */
